@@ -186,6 +186,197 @@ def _paper_table() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# train
+
+
+def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    """Training flags; defaults are the paper's recipe (model.engine.TrainConfig)."""
+    g = parser.add_argument_group("recipe (defaults: the paper's 95.95% run)")
+    g.add_argument("--epochs", type=int, default=200)
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--nesterov", action="store_true")
+    g.add_argument("--weight-decay", type=float, default=5e-4)
+    g.add_argument(
+        "--schedule",
+        default="paper",
+        metavar="cosine|linear|paper",
+        help="paper: cosine stepped per epoch; cosine/linear: per step after warm-up",
+    )
+    g.add_argument("--warmup-epochs", type=float, default=0.0)
+    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--ema-decay", type=float, default=0.0, help="weight EMA (0: off)")
+    g.add_argument("--crop-padding", type=int, default=4)
+    g.add_argument("--no-flip", dest="flip", action="store_false")
+    g.add_argument("--cutout", type=int, default=0, metavar="SIZE")
+    g.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument(
+        "--data-dir",
+        default="data",
+        metavar="DIR",
+        help="CIFAR-10: cifar-10-batches-py/, train/ + test/ image folders, a .tar.gz "
+        "of them, or where to download it (default: ./data)",
+    )
+    g.add_argument(
+        "--dataset",
+        default="cifar10",
+        metavar="cifar10|synthetic",
+        help="synthetic: generated images, for smoke runs and tests",
+    )
+    g.add_argument(
+        "--val-size",
+        type=int,
+        default=5000,
+        help="validation images carved from the training set (default 5000)",
+    )
+    g.add_argument(
+        "--train-subset",
+        type=int,
+        metavar="N",
+        help="train on the first N of a seeded shuffle (quick runs)",
+    )
+    g.add_argument("--test-subset", type=int, metavar="N", help="evaluate on N test images")
+
+
+def _recipe_from_args(args: argparse.Namespace) -> Any:
+    from model.recipe import TrainConfig
+
+    try:
+        return TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            momentum=args.momentum,
+            nesterov=args.nesterov,
+            weight_decay=args.weight_decay,
+            schedule=args.schedule,
+            warmup_epochs=args.warmup_epochs,
+            label_smoothing=args.label_smoothing,
+            ema_decay=args.ema_decay,
+            crop_padding=args.crop_padding,
+            flip=args.flip,
+            cutout=args.cutout,
+            tta=args.tta,
+            compile=args.compile,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    spec = _spec_from_args(args)  # bad architecture flags fail before torch is imported
+    from model.checkpoint import save_model
+    from model.data import DataError, load_data
+    from model.engine import (
+        CheckpointMismatch,
+        DeviceError,
+        TrainingError,
+        resolve_device,
+        train,
+    )
+    from search.progress import EpochProgress
+
+    config = _recipe_from_args(args)
+    try:
+        device = resolve_device(args.device or default_device())
+        data = load_data(
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            val_size=args.val_size,
+            train_subset=args.train_subset,
+            test_subset=args.test_subset,
+            seed=args.seed,
+        )
+    except (DataError, DeviceError) as e:
+        raise UsageError(str(e)) from None
+    print(
+        f"data: {data.source}: {len(data.train)} train, {len(data.val)} val, "
+        f"{len(data.test)} test images",
+        file=sys.stderr,
+    )
+    progress = EpochProgress(total=config.epochs, desc=spec.name)
+    try:
+        result = train(
+            spec,
+            data,
+            config,
+            device=device,
+            checkpoint=args.checkpoint,
+            on_epoch_end=progress.update,
+            evaluate_test=True,
+        )
+    except CheckpointMismatch as e:
+        raise UsageError(str(e)) from None
+    except TrainingError as e:  # diverged, out of memory: the run failed, the input was fine
+        print(f"optuna-search train: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        progress.close()
+    if args.save_model:
+        save_model(
+            args.save_model,
+            result.model,
+            spec=spec.to_dict(),
+            metadata={
+                "recipe": config.to_dict(),
+                "val_accuracy": result.val_accuracy,
+                "test_accuracy": result.test_accuracy,
+            },
+        )
+    summary = {
+        "name": spec.name,
+        "spec": spec.to_dict(),
+        "recipe": config.to_dict(),
+        "params": result.params,
+        "device": result.device,
+        "data": data.source,
+        "train_images": len(data.train),
+        "epochs": result.epochs,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "val_accuracy": result.val_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "seconds": round(result.seconds, 3),
+        "train_seconds": round(result.train_seconds, 3),
+        "images_per_second": round(result.images_per_second, 1),
+        "history": [
+            {
+                "epoch": r.epoch,
+                "train_loss": r.train_loss,
+                "val_accuracy": r.val_accuracy,
+                "seconds": r.seconds,
+                "images_per_second": r.images_per_second,
+            }
+            for r in result.history
+        ],
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        val = "-" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
+        print(
+            f"{spec.name}: {result.params:,} parameters, {result.epochs} epochs on "
+            f"{result.device} in {result.seconds:.1f} s ({result.images_per_second:,.0f} "
+            f"images/s); val accuracy {val}, test accuracy {result.test_accuracy:.4f}"
+        )
+    return 0
+
+
+def default_device() -> str:
+    """cuda when a GPU is present, else cpu."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +405,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--paper", action="store_true", help="print the paper's parameter tables beside our counts"
     )
     p.set_defaults(handler=_cmd_params)
+
+    p = commands.add_parser(
+        "train",
+        help="train one architecture (also the final, long training of a search's best)",
+        description="Train one architecture on CIFAR-10 with the fast GPU-resident engine; "
+        "evaluates on the validation split every epoch and on the test set at the end.",
+    )
+    _add_arch_args(p)
+    _add_recipe_args(p)
+    _add_data_args(p)
+    p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="write a checkpoint every epoch; resume from it if it exists",
+    )
+    p.add_argument("--save-model", metavar="PATH", help="save the trained weights and spec")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.set_defaults(handler=_cmd_train)
     return parser
 
 
@@ -234,3 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(argv: Sequence[str] | None = None) -> Any:
     """Console-script entry point."""
     sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    run()

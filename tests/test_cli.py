@@ -118,3 +118,42 @@ def test_console_script_is_installed() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["params"] == 4_903_242
+
+
+def test_train_json_on_synthetic_data(tmp_path: Path) -> None:
+    ckpt = tmp_path / "run.pt"
+    saved = tmp_path / "model.pt"
+    argv = [sys.executable, "-m", "search.cli", "train", "--blocks", "1", "--channels", "8",
+            "--stem-channels", "8", "--pool", "global", "--dataset", "synthetic",
+            "--val-size", "200", "--epochs", "2", "--batch-size", "100", "--lr", "0.05",
+            "--schedule", "cosine", "--device", "cpu", "--checkpoint", str(ckpt),
+            "--save-model", str(saved), "--json"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["epochs"] == 2 and data["params"] > 0
+    assert 0 <= data["val_accuracy"] <= 1 and 0 <= data["test_accuracy"] <= 1
+    assert data["images_per_second"] > 0 and data["seconds"] > 0
+    assert "epoch 2/2" in proc.stderr  # one progress line per epoch when not on a terminal
+    assert ckpt.exists() and saved.exists()
+    # Rerunning with the same checkpoint resumes at the end: nothing left to train.
+    again = json.loads(subprocess.run(argv, capture_output=True, text=True).stdout)
+    assert again["resumed_from_epoch"] == 2 and again["val_accuracy"] == data["val_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--data-dir", "/nonexistent/cifar"], "/nonexistent/cifar"),
+        (["--dataset", "imagenet"], "imagenet"),
+        (["--device", "tpu"], "unknown device"),
+        (["--epochs", "0"], "epochs=0"),
+        (["--schedule", "step"], "schedule='step'"),
+    ],
+)
+def test_train_bad_input_exits_2_with_one_line(extra: list[str], fragment: str) -> None:
+    argv = [sys.executable, "-m", "search.cli", "train", "--blocks", "1", "--channels", "8",
+            "--epochs", "1", *extra]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and fragment in proc.stderr
