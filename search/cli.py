@@ -8,6 +8,7 @@ imports (torch, torchvision) happen only inside the commands that train, so ``--
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -189,30 +190,39 @@ def _paper_table() -> str:
 # train
 
 
-def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
-    """Training flags; defaults are the paper's recipe (model.engine.TrainConfig)."""
-    g = parser.add_argument_group("recipe (defaults: the paper's 95.95% run)")
-    g.add_argument("--epochs", type=int, default=200)
-    g.add_argument("--batch-size", type=int, default=128)
-    g.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--nesterov", action="store_true")
-    g.add_argument("--weight-decay", type=float, default=5e-4)
-    g.add_argument(
+# (flag, recipe field, type, help); defaults are model.recipe.TrainConfig's (the paper's recipe)
+_RECIPE_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--epochs", "epochs", int, "default 200"),
+    ("--batch-size", "batch_size", int, "default 128"),
+    ("--lr", "lr", float, "peak learning rate, default 0.1"),
+    ("--momentum", "momentum", float, "default 0.9"),
+    ("--weight-decay", "weight_decay", float, "default 5e-4"),
+    (
         "--schedule",
-        default="paper",
-        metavar="cosine|linear|paper",
-        help="paper: cosine stepped per epoch; cosine/linear: per step after warm-up",
+        "schedule",
+        str,
+        "paper (default): cosine stepped per epoch; cosine, linear: per step after warm-up",
+    ),
+    ("--warmup-epochs", "warmup_epochs", float, "default 0"),
+    ("--label-smoothing", "label_smoothing", float, "default 0"),
+    ("--ema-decay", "ema_decay", float, "weight EMA, e.g. 0.999 (default 0: off)"),
+    ("--crop-padding", "crop_padding", int, "random-crop padding, default 4"),
+    ("--cutout", "cutout", int, "cutout square size (default 0: off)"),
+    ("--seed", "seed", int, "default 0"),
+]
+
+
+def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    """Training flags. Unset flags fall back to --config, then to the paper's recipe."""
+    g = parser.add_argument_group("recipe (defaults: the paper's 95.95% run)")
+    for flag, dest, kind, text in _RECIPE_FLAGS:
+        g.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    g.add_argument("--nesterov", action="store_true", default=None)
+    g.add_argument("--no-flip", dest="flip", action="store_false", default=None)
+    g.add_argument("--tta", action="store_true", default=None, help="flip at evaluation")
+    g.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the model (CUDA)"
     )
-    g.add_argument("--warmup-epochs", type=float, default=0.0)
-    g.add_argument("--label-smoothing", type=float, default=0.0)
-    g.add_argument("--ema-decay", type=float, default=0.0, help="weight EMA (0: off)")
-    g.add_argument("--crop-padding", type=int, default=4)
-    g.add_argument("--no-flip", dest="flip", action="store_false")
-    g.add_argument("--cutout", type=int, default=0, metavar="SIZE")
-    g.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    g.add_argument("--seed", type=int, default=0)
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -245,34 +255,36 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-subset", type=int, metavar="N", help="evaluate on N test images")
 
 
-def _recipe_from_args(args: argparse.Namespace) -> Any:
+def _recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
+    """The recipe: the paper's defaults, then ``base`` (an exported config), then the flags."""
     from model.recipe import TrainConfig
 
+    fields = [dest for _, dest, _, _ in _RECIPE_FLAGS] + ["nesterov", "flip", "tta", "compile"]
+    values = {**TrainConfig().to_dict(), **(base or {})}
+    values.update({f: getattr(args, f) for f in fields if getattr(args, f, None) is not None})
     try:
-        return TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            momentum=args.momentum,
-            nesterov=args.nesterov,
-            weight_decay=args.weight_decay,
-            schedule=args.schedule,
-            warmup_epochs=args.warmup_epochs,
-            label_smoothing=args.label_smoothing,
-            ema_decay=args.ema_decay,
-            crop_padding=args.crop_padding,
-            flip=args.flip,
-            cutout=args.cutout,
-            tta=args.tta,
-            compile=args.compile,
-            seed=args.seed,
-        )
-    except ValueError as e:
+        return TrainConfig.from_dict(values)
+    except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    spec = _spec_from_args(args)  # bad architecture flags fail before torch is imported
+    base_recipe: dict[str, Any] = {}
+    if args.config:
+        from search.results import read_exported
+
+        try:
+            arch, base_recipe = read_exported(args.config)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--config: {e}") from None
+        if args.arch is None and args.blocks is None:
+            from model.spec import spec_from_dict
+
+            spec = spec_from_dict(arch)
+        else:
+            spec = _spec_from_args(args)
+    else:
+        spec = _spec_from_args(args)  # bad architecture flags fail before torch is imported
     from model.checkpoint import save_model
     from model.data import DataError, load_data
     from model.engine import (
@@ -284,7 +296,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     from search.progress import EpochProgress
 
-    config = _recipe_from_args(args)
+    config = _recipe_from_args(args, base_recipe)
     try:
         device = resolve_device(args.device or default_device())
         data = load_data(
@@ -293,7 +305,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             val_size=args.val_size,
             train_subset=args.train_subset,
             test_subset=args.test_subset,
-            seed=args.seed,
+            seed=config.seed,
         )
     except (DataError, DeviceError) as e:
         raise UsageError(str(e)) from None
@@ -377,6 +389,486 @@ def default_device() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# validate, space: the config and its search space (no torch)
+
+
+def _quiet_optuna() -> None:
+    """Optuna logs each study and trial at INFO; the commands print their own progress."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    from search.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.study)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    overrides: dict[str, Any] = {}
+    if getattr(args, "n_trials", None) is not None:
+        if args.n_trials <= 0:
+            raise UsageError(f"--n-trials must be positive, got {args.n_trials}")
+        overrides["trials"] = args.n_trials
+    if getattr(args, "timeout", None) is not None:
+        from search.config import _parse_timeout
+
+        try:
+            overrides["timeout"] = _parse_timeout(args.timeout, config.path)
+        except ConfigError:
+            raise UsageError(
+                f"--timeout {args.timeout!r} is not a duration: give seconds or e.g. 90m, 12h"
+            ) from None
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data"] = dataclasses.replace(config.data, data_dir=args.data_dir)
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from model.accounting import count_params
+
+    config = _load_config(args)
+    names = config.space.param_names()
+    training = [n for n in names if n in config.space.training]
+    print(f"{config.path}: valid")
+    print(
+        f"  study {config.name}: {len(names)} searched parameters ({len(names) - len(training)} "
+        f"architecture, {len(training)} training)"
+    )
+    objectives = ", ".join(
+        f"{o} ({d})" for o, d in zip(config.objectives, config.directions, strict=True)
+    )
+    print(f"  objectives: {objectives}")
+    macs = f", {config.max_macs:,} MACs" if config.max_macs else ""
+    print(f"  budget: {config.max_params:,} parameters{macs}")
+    trials = f"{config.trials} trained trials" if config.trials else "no trial count"
+    timeout = f", timeout {config.timeout:,.0f} s" if config.timeout else ""
+    print(
+        f"  {trials}{timeout}; sampler {config.sampler.name}; pruner {config.pruner.name}"
+        + (
+            f" (epochs {config.pruner.min_epochs}..{config.pruner.max_epochs}, reduction "
+            f"{config.pruner.reduction_factor})"
+            if config.pruner.name in ("asha", "hyperband")
+            else ""
+        )
+    )
+    print(
+        f"  data: {config.data.dataset}"
+        + (f" from {config.data.data_dir}" if config.data.dataset == "cifar10" else "")
+        + f", {config.data.val_size} validation "
+        "images"
+    )
+    for label, params in config.enqueue:
+        spec = _enqueued_spec(config, params)
+        if spec is None:
+            print(f"  enqueued {label}: not a valid architecture (it will be rejected)")
+            continue
+        n = count_params(spec)
+        verdict = "within budget" if n <= config.max_params else "over budget: will be rejected"
+        print(f"  enqueued {label}: {spec.name}, {n:,} parameters ({verdict})")
+    return 0
+
+
+def _enqueued_spec(config: Any, params: dict[str, Any]) -> Any:
+    """The spec an enqueued trial's parameters make (None if invalid), sampled as a study
+    would sample it."""
+    import optuna
+
+    _quiet_optuna()
+    study = optuna.create_study()
+    study.enqueue_trial(params)
+    return config.space.sample(study.ask()).spec
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    from search.budget import survey
+
+    _quiet_optuna()
+    config = _load_config(args)
+    if args.sample <= 0:
+        raise UsageError(f"--sample must be positive, got {args.sample}")
+    s = survey(
+        config.space,
+        n=args.sample,
+        max_params=config.max_params,
+        max_macs=config.max_macs,
+        seed=args.seed,
+    )
+
+    def spread(values: list[int]) -> dict[str, int] | None:
+        if not values:
+            return None
+        v = sorted(values)
+        pick = {"min": 0.0, "p10": 0.1, "median": 0.5, "p90": 0.9, "max": 1.0}
+        return {k: v[min(len(v) - 1, round(q * (len(v) - 1)))] for k, q in pick.items()}
+
+    out = {
+        "study": config.name,
+        "samples": s.n,
+        "feasible": s.feasible,
+        "over_budget": s.over_budget,
+        "invalid": s.invalid,
+        "feasible_share": s.feasible / s.n,
+        "over_budget_share": s.over_budget / s.n,
+        "invalid_share": s.invalid / s.n,
+        "max_params": config.max_params,
+        "params_valid": spread(s.params),
+        "params_feasible": spread(s.feasible_params),
+        "macs_feasible": spread(s.feasible_macs),
+        "seconds": round(s.seconds, 3),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{config.name}: {s.n} random configurations in {s.seconds:.2f} s")
+    print(f"  feasible    {s.feasible:6d}  {s.feasible / s.n:6.1%}")
+    print(
+        f"  over budget {s.over_budget:6d}  {s.over_budget / s.n:6.1%}  "
+        f"(> {config.max_params:,} parameters"
+        + (f" or {config.max_macs:,} MACs" if config.max_macs else "")
+        + ")"
+    )
+    print(
+        f"  invalid     {s.invalid:6d}  {s.invalid / s.n:6.1%}  (e.g. a pool larger than the "
+        "last map, a stride past 1x1)"
+    )
+    for title, key, unit in (
+        ("parameters, feasible", "params_feasible", 1),
+        ("parameters, all valid", "params_valid", 1),
+        ("MACs/image, feasible", "macs_feasible", 1),
+    ):
+        d = out[key]
+        if d:
+            row = "  ".join(f"{k} {v / unit:,.0f}" for k, v in d.items())
+            print(f"  {title:<22} {row}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# run, worker: the search
+
+
+def _log(prefix: str = "") -> Callable[[str], None]:
+    import datetime
+
+    def log(line: str) -> None:
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        print(f"{stamp} {prefix}{line}", flush=True)
+
+    return log
+
+
+def _check_cpu_time(config: Any, device: str, explicit: bool) -> None:
+    """Without a GPU, say so before the first trial, with the expected time per epoch; refuse
+    (unless --device cpu was given) when a typical trial would take more than a minute an
+    epoch."""
+    import statistics
+
+    from model.estimate import epoch_seconds, measure_training_rate
+    from search.budget import survey
+
+    if device != "cpu":
+        return
+    s = survey(config.space, n=300, max_params=config.max_params, max_macs=config.max_macs)
+    if not s.feasible_macs:
+        return
+    rate = measure_training_rate("cpu")
+    images = (
+        config.data.train_subset
+        or (config.data.synthetic_size[0] if config.data.dataset == "synthetic" else 50_000)
+        - config.data.val_size
+    )
+    typical = epoch_seconds(macs=int(statistics.median(s.feasible_macs)), images=images, rate=rate)
+    largest = epoch_seconds(macs=max(s.feasible_macs), images=images, rate=rate)
+    note = (
+        f"no GPU in use: training on the CPU ({rate / 1e9:.0f} GMAC/s measured here); "
+        f"expect about {_duration(typical)} per epoch for a typical configuration of this "
+        f"space and {_duration(largest)} for the largest ({images:,} images)"
+    )
+    if typical > 60 and not explicit:
+        raise UsageError(note + "; run on a GPU, or pass --device cpu to train on the CPU anyway")
+    print(note, file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _config_and_url(args: argparse.Namespace) -> tuple[Any, str]:
+    """The validated config and storage URL (flag, environment, config, default)."""
+    from search.storage import StorageError, parse_url, resolve_url
+
+    _quiet_optuna()
+    config = _load_config(args)
+    url = resolve_url(args.storage, config.storage)
+    try:
+        parse_url(url)
+    except StorageError as e:
+        raise UsageError(str(e)) from None
+    return config, url
+
+
+def _prepare_run(args: argparse.Namespace) -> tuple[Any, str, str, Any]:
+    """Everything that can fail on bad input, before a study is created or a trial runs:
+    the config, the storage URL, the device, the data. Returns (config, url, device, data)."""
+    config, url = _config_and_url(args)
+    import torch  # the first command that needs it
+
+    from model.engine import DeviceError, resolve_device
+
+    explicit = args.device is not None
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolve_device(device)
+    except DeviceError as e:
+        raise UsageError(str(e)) from None
+    _check_cpu_time(config, device, explicit)
+    data = _load_run_data(config)
+    return config, url, device, data
+
+
+def _load_run_data(config: Any) -> Any:
+    from model.data import DataError, load_data
+
+    d = config.data
+    try:
+        return load_data(
+            dataset=d.dataset,
+            data_dir=d.data_dir,
+            val_size=d.val_size,
+            train_subset=d.train_subset,
+            test_subset=d.test_subset,
+            synthetic_size=d.synthetic_size,
+        )
+    except DataError as e:
+        raise UsageError(str(e)) from None
+
+
+def _open(url: str) -> Any:
+    from search.storage import StorageError, open_storage
+
+    try:
+        return open_storage(url)
+    except StorageError as e:
+        raise UsageError(str(e)) from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from search.storage import count_slots, mask
+    from search.study import StudyMismatch, open_study
+    from search.worker import WorkerOptions, run_worker
+
+    config, url, device, data = _prepare_run(args)
+    storage = _open(url)
+    try:
+        study, created = open_study(config, storage)
+    except StudyMismatch as e:
+        raise UsageError(str(e)) from None
+    held = count_slots(storage, study._study_id)
+    total = f"/{config.trials}" if config.trials else ""
+    print(
+        f"study {config.name} ({'created' if created else 'resumed'}) in {mask(url)}: "
+        f"{held}{total} trained trials so far; device {device}; data {data.source}, "
+        f"{len(data.train):,} train / {len(data.val):,} val images",
+        flush=True,
+    )
+    options = WorkerOptions(
+        storage_url=url, device=device, timeout=config.timeout, compile=bool(args.compile)
+    )
+    summary = run_worker(config, options, load_data=lambda: data, log=_log())
+    print(f"done: {summary.line()}; {summary.stop_reason}")
+    _print_best(study)
+    return 0
+
+
+def _print_best(study: Any) -> None:
+    from search.results import best_trials
+
+    best = best_trials(study)
+    if not best:
+        print("no completed feasible trial yet")
+    elif len(study.directions) == 1:
+        t = best[0]
+        print(
+            f"best: trial {t.number}, {t.user_attrs.get('arch')}, "
+            f"{t.user_attrs.get('params', 0):,} params, val accuracy {t.values[0]:.4f}; "
+            f"see: optuna-search best --study {study.study_name}"
+        )
+    else:
+        print(
+            f"Pareto front: {len(best)} trials; see: optuna-search best --study {study.study_name}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# best, export, retrain: what a study found
+
+
+def _load_study(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(config, study, storage) of an existing study; a missing study is a usage error."""
+    import optuna
+
+    from search.storage import mask
+    from search.study import study_exists
+
+    config, url = _config_and_url(args)
+    storage = _open(url)
+    if not study_exists(storage, config.name):
+        raise UsageError(
+            f"no study {config.name!r} in {mask(url)}: run "
+            f"'optuna-search run --study {args.study}' first"
+        )
+    return config, optuna.load_study(study_name=config.name, storage=storage), storage
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from search.results import best_trials, describe
+
+    config, study, _ = _load_study(args)
+    data = dataclasses.asdict(config.data)
+    best = [describe(t, data=data) for t in best_trials(study)]
+    if args.json:
+        print(
+            json.dumps({"study": config.name, "objectives": list(config.objectives), "best": best})
+        )
+        return 0 if best else 1
+    if not best:
+        print(f"study {config.name}: no completed feasible trial yet", file=sys.stderr)
+        return 1
+    title = "best trial" if len(best) == 1 else f"Pareto front ({len(best)} trials)"
+    print(f"study {config.name}: {title}")
+    for b in best:
+        values = ", ".join(
+            f"{o} {v:,.4g}" for o, v in zip(config.objectives, b["values"], strict=True)
+        )
+        print(
+            f"\ntrial {b['trial']}: {b['arch']}, {b['params']:,} params, "
+            f"{b['macs'] / 1e6:,.1f} M MACs; {values} after {b['epochs_trained']} epochs"
+        )
+        print(f"  architecture: {json.dumps(b['spec'])}")
+        print(f"  recipe: {json.dumps(b['recipe'])}")
+        if b.get("retrain"):
+            r = b["retrain"]
+            print(f"  retrained: {r['epochs']} epochs, test accuracy {r['test_accuracy']:.4f}")
+        print(f"  retrain: {b['train_command']}")
+    return 0
+
+
+def _pick_trial(study: Any, number: int | None) -> Any:
+    from search.results import best_trials
+
+    if number is None:
+        best = best_trials(study)
+        if not best:
+            raise UsageError(f"study {study.study_name} has no completed feasible trial yet")
+        return best[0]
+    trials = study.get_trials(deepcopy=False)
+    match = [t for t in trials if t.number == number]
+    if not match:
+        raise UsageError(
+            f"study {study.study_name} has no trial {number} (trials 0..{len(trials) - 1})"
+        )
+    if "spec" not in match[0].user_attrs:
+        raise UsageError(
+            f"trial {number} never trained ({match[0].user_attrs.get('reason', '')})".replace(
+                " ()", ""
+            )
+        )
+    return match[0]
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from search.results import export_config
+
+    config, study, _ = _load_study(args)
+    trial = _pick_trial(study, args.trial)
+    export_config(trial, config.name, args.output)
+    print(
+        f"wrote {args.output}: trial {trial.number}, {trial.user_attrs.get('arch')}; train it "
+        f"with: optuna-search train --config {args.output} --epochs N"
+    )
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    import datetime
+    from pathlib import Path
+
+    from model.checkpoint import save_model
+    from model.engine import DeviceError, TrainingError, resolve_device, train
+    from model.recipe import TrainConfig
+    from model.spec import spec_from_dict
+    from search.progress import EpochProgress
+    from search.storage import set_finished_trial_user_attr
+
+    config, study, storage = _load_study(args)
+    trial = _pick_trial(study, args.trial)
+    spec = spec_from_dict(trial.user_attrs["spec"])
+    recipe = {**trial.user_attrs["recipe"], "epochs": args.epochs}
+    if args.compile:
+        recipe["compile"] = True
+    try:
+        train_config = TrainConfig.from_dict(recipe)
+        device = resolve_device(args.device or default_device())
+    except (ValueError, DeviceError) as e:
+        raise UsageError(str(e)) from None
+    data = _load_run_data(config)
+    checkpoint = Path(config.checkpoints) / config.name / f"retrain-{trial.number}-{args.epochs}.pt"
+    print(
+        f"retraining trial {trial.number} ({spec.name}) for {args.epochs} epochs on {device}; "
+        f"checkpoint {checkpoint} (rerun to resume)",
+        file=sys.stderr,
+    )
+    progress = EpochProgress(total=args.epochs, desc=f"trial {trial.number}")
+    try:
+        result = train(
+            spec,
+            data,
+            train_config,
+            device=device,
+            checkpoint=checkpoint,
+            on_epoch_end=progress.update,
+            evaluate_test=True,
+        )
+    except TrainingError as e:
+        print(f"optuna-search retrain: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        progress.close()
+    record = {
+        "epochs": result.epochs,
+        "val_accuracy": result.val_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "seconds": round(result.seconds, 1),
+        "device": result.device,
+        "date": datetime.date.today().isoformat(),
+    }
+    set_finished_trial_user_attr(storage, trial._trial_id, "retrain", record)
+    if args.save_model:
+        save_model(
+            args.save_model,
+            result.model,
+            spec=spec.to_dict(),
+            metadata={"recipe": train_config.to_dict(), **record},
+        )
+    checkpoint.unlink(missing_ok=True)
+    if args.json:
+        print(json.dumps(record))
+    else:
+        print(
+            f"trial {trial.number} retrained for {result.epochs} epochs: val accuracy "
+            f"{result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f} "
+            f"({result.seconds:.0f} s on {result.device}); recorded on the trial as 'retrain'"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -422,8 +914,80 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a checkpoint every epoch; resume from it if it exists",
     )
     p.add_argument("--save-model", metavar="PATH", help="save the trained weights and spec")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="architecture and recipe exported by 'optuna-search export' (flags override it)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(handler=_cmd_train)
+
+    def study_parser(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--study",
+            required=True,
+            metavar="NAME|FILE",
+            help="a config in study_configs/ by name, or a YAML file",
+        )
+        return p
+
+    def storage_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--storage",
+            metavar="URL",
+            help="SQLAlchemy URL (default: $OPTUNA_SEARCH_STORAGE, the config's "
+            "storage:, else sqlite:///optuna-search.db)",
+        )
+
+    p = study_parser("validate", "check a study config without touching storage (no torch)")
+    p.set_defaults(handler=_cmd_validate)
+
+    p = study_parser("space", "sample a study's space without training: how much fits the budget")
+    p.add_argument("--sample", type=int, default=1000, metavar="N", help="default 1000")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_space)
+
+    p = study_parser("run", "create or resume a study and run its trials (the main job)")
+    storage_arg(p)
+    p.add_argument(
+        "--n-trials",
+        type=int,
+        metavar="N",
+        help="trained trials the study should hold in total (default: the config's)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="stop starting trials after this (seconds, or 90m, 12h)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="override the config's data_dir")
+    p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
+    p.add_argument("--compile", action="store_true", help="torch.compile each trial's model")
+    p.set_defaults(handler=_cmd_run)
+
+    p = study_parser("best", "the best trial (or Pareto set) with its retrain command")
+    storage_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_best)
+
+    p = study_parser("export", "write a trial's architecture and recipe as YAML (train --config)")
+    storage_arg(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--trial", type=int, metavar="N", help="default: the best trial")
+    p.set_defaults(handler=_cmd_export)
+
+    p = study_parser("retrain", "train a trial's configuration for long; test accuracy on it")
+    storage_arg(p)
+    p.add_argument("--trial", type=int, metavar="N", help="default: the best trial")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--data-dir", metavar="DIR", help="override the config's data_dir")
+    p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--save-model", metavar="PATH", help="save the trained weights and spec")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_retrain)
     return parser
 
 

@@ -123,11 +123,39 @@ def test_console_script_is_installed() -> None:
 def test_train_json_on_synthetic_data(tmp_path: Path) -> None:
     ckpt = tmp_path / "run.pt"
     saved = tmp_path / "model.pt"
-    argv = [sys.executable, "-m", "search.cli", "train", "--blocks", "1", "--channels", "8",
-            "--stem-channels", "8", "--pool", "global", "--dataset", "synthetic",
-            "--val-size", "200", "--epochs", "2", "--batch-size", "100", "--lr", "0.05",
-            "--schedule", "cosine", "--device", "cpu", "--checkpoint", str(ckpt),
-            "--save-model", str(saved), "--json"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "search.cli",
+        "train",
+        "--blocks",
+        "1",
+        "--channels",
+        "8",
+        "--stem-channels",
+        "8",
+        "--pool",
+        "global",
+        "--dataset",
+        "synthetic",
+        "--val-size",
+        "200",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "100",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "cosine",
+        "--device",
+        "cpu",
+        "--checkpoint",
+        str(ckpt),
+        "--save-model",
+        str(saved),
+        "--json",
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -152,8 +180,19 @@ def test_train_json_on_synthetic_data(tmp_path: Path) -> None:
     ],
 )
 def test_train_bad_input_exits_2_with_one_line(extra: list[str], fragment: str) -> None:
-    argv = [sys.executable, "-m", "search.cli", "train", "--blocks", "1", "--channels", "8",
-            "--epochs", "1", *extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "search.cli",
+        "train",
+        "--blocks",
+        "1",
+        "--channels",
+        "8",
+        "--epochs",
+        "1",
+        *extra,
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and fragment in proc.stderr

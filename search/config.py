@@ -1,0 +1,560 @@
+"""Study configs: one YAML file per study, validated completely before storage is touched.
+
+A config is found by name (``--study b453-space`` looks in ``./study_configs/`` and then the
+project's ``study_configs/``) or by path. Every problem is one :class:`ConfigError` naming the
+file and the dotted key, with a "did you mean" for misspelt keys. See ``study_configs/`` for
+annotated examples and README.md for the full syntax.
+
+Example:
+    >>> config = load_config("smoke")
+    >>> config.objectives
+    ('val_accuracy',)
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model.accounting import count_macs, count_params
+from model.architectures import UnknownArchitectureError, architecture
+from model.recipe import TrainConfig
+from model.spec import SpecError, make_spec
+from search.space import (
+    TRAINING_KEYS,
+    Choice,
+    Fixed,
+    FloatRange,
+    IntRange,
+    Param,
+    SearchSpace,
+    SpaceError,
+    _unknown,
+    build_spec,
+)
+
+PROJECT_CONFIGS = Path(__file__).resolve().parent.parent / "study_configs"
+OBJECTIVES = ("val_accuracy", "params", "macs")
+DIRECTIONS = {"val_accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+SAMPLERS = ("tpe", "random", "gp", "nsga2")
+PRUNERS = ("asha", "hyperband", "median", "none")
+TOP_KEYS = (
+    "name",
+    "description",
+    "objectives",
+    "budget",
+    "trials",
+    "timeout",
+    "sampler",
+    "pruner",
+    "data",
+    "storage",
+    "space",
+    "enqueue",
+    "checkpoints",
+    "artifacts",
+)
+
+# The type each training value must have (bool is not accepted where a number is expected).
+_TRAINING_TYPES: dict[str, type | tuple[type, ...]] = {
+    "epochs": int,
+    "batch_size": int,
+    "lr": (int, float),
+    "momentum": (int, float),
+    "nesterov": bool,
+    "weight_decay": (int, float),
+    "schedule": str,
+    "warmup_epochs": (int, float),
+    "label_smoothing": (int, float),
+    "ema_decay": (int, float),
+    "crop_padding": int,
+    "flip": bool,
+    "cutout": int,
+    "tta": bool,
+}
+
+
+class ConfigError(ValueError):
+    """A study config that cannot be used; one line naming the file, the key and the fix."""
+
+    def __init__(self, path: str | Path, key: str, message: str) -> None:
+        self.path, self.key = str(path), key
+        super().__init__(f"{path}: {key}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerConfig:
+    name: str = "tpe"
+    seed: int | None = None
+    n_startup_trials: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PrunerConfig:
+    name: str = "asha"
+    min_epochs: int = 1
+    reduction_factor: int = 3
+    warmup_epochs: int = 5
+    """For ``median``: epochs before a trial can be pruned."""
+    max_epochs: int | None = None
+    """The pruner's maximum resource: the largest epoch count of the space, explicitly."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataConfig:
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    val_size: int = 5000
+    train_subset: int | None = None
+    test_subset: int | None = None
+    synthetic_size: tuple[int, int] = (5000, 1000)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    path: Path
+    name: str
+    space: SearchSpace
+    description: str = ""
+    objectives: tuple[str, ...] = ("val_accuracy",)
+    max_params: int = 5_000_000
+    max_macs: int | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    storage: str | None = None
+    enqueue: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """(label, Optuna params) of trials to run first."""
+    checkpoints: str = "checkpoints"
+    artifacts: str = "artifacts"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The YAML as read, for the study's note and export."""
+
+    @property
+    def directions(self) -> list[str]:
+        return [DIRECTIONS[o] for o in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+
+def find_config(study: str) -> Path:
+    """The file of ``--study``: a path, or a name in ./study_configs or the project's folder."""
+    as_path = Path(study)
+    if as_path.suffix in (".yaml", ".yml") or as_path.exists():
+        if not as_path.is_file():
+            raise ConfigError(study, "(file)", "no such study config file")
+        return as_path
+    folders = [Path.cwd() / "study_configs", PROJECT_CONFIGS]
+    for folder in folders:
+        for suffix in (".yaml", ".yml"):
+            if (folder / f"{study}{suffix}").is_file():
+                return folder / f"{study}{suffix}"
+    known = sorted({p.stem for f in folders if f.is_dir() for p in f.glob("*.y*ml")})
+    raise ConfigError(
+        study,
+        "(study)",
+        "no such study config; "
+        + _unknown(study, known)
+        .replace("unknown key", "known studies are:", 1)
+        .split(";")[-1]
+        .strip()
+        if known
+        else f"no such study config in {folders[0]}",
+    )
+
+
+def load_config(study: str) -> StudyConfig:
+    """Find, read and validate a study config; raises :class:`ConfigError`."""
+    path = find_config(study)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(yaml)"
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(path, where, f"not valid YAML: {problem}") from None
+    except OSError as e:
+        raise ConfigError(path, "(file)", f"cannot read: {e.strerror}") from None
+    return parse_config(raw, path=path)
+
+
+def _parse_timeout(value: Any, path: Path) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(
+            path, "timeout", f"{value!r} is not a duration: give seconds or e.g. 90m, 12h, 2d"
+        )
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+class _Section:
+    """Typed access to one mapping of the config, with the errors the config module gives."""
+
+    def __init__(self, raw: Any, key: str, allowed: tuple[str, ...], path: Path) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(path, key or "(top level)", "must be a mapping of key: value")
+        for k in raw:
+            if k not in allowed:
+                raise ConfigError(path, f"{key}.{k}" if key else str(k), _unknown(str(k), allowed))
+        self.raw, self.key, self.path = raw, key, path
+
+    def get(
+        self,
+        name: str,
+        kind: type | tuple[type, ...],
+        default: Any,
+        *,
+        check: Any = None,
+        expected: str = "",
+    ) -> Any:
+        if name not in self.raw or self.raw[name] is None:
+            return default
+        value = self.raw[name]
+        key = f"{self.key}.{name}" if self.key else name
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise ConfigError(self.path, key, f"must be {expected or names}, got {value!r}")
+        if check is not None and not check(value):
+            raise ConfigError(self.path, key, f"must be {expected}, got {value!r}")
+        return value
+
+
+def parse_config(raw: Any, *, path: Path) -> StudyConfig:
+    """Validate a config already read from YAML (see :func:`load_config`)."""
+    top = _Section(raw, "", TOP_KEYS, path)
+    if "space" not in top.raw:
+        raise ConfigError(path, "space", "is required: the architecture and training to search")
+    name = top.get(
+        "name",
+        str,
+        path.stem,
+        check=lambda v: re.fullmatch(r"[\w.-]+", v),
+        expected="letters, digits, '.', '_' or '-'",
+    )
+    objectives = top.raw.get("objectives", ["val_accuracy"])
+    if isinstance(objectives, str):
+        objectives = [objectives]
+    if not isinstance(objectives, list) or not objectives:
+        raise ConfigError(path, "objectives", "must be a list, e.g. [val_accuracy, params]")
+    for o in objectives:
+        if o not in OBJECTIVES:
+            raise ConfigError(path, "objectives", _unknown(str(o), OBJECTIVES))
+    if objectives[0] != "val_accuracy" or len(set(objectives)) != len(objectives):
+        raise ConfigError(
+            path,
+            "objectives",
+            "start with val_accuracy, then optionally params or macs (to minimise), each once",
+        )
+    budget = _Section(top.raw.get("budget"), "budget", ("max_params", "max_macs"), path)
+    positive = {"check": lambda v: v > 0, "expected": "a positive integer"}
+    max_params = budget.get("max_params", int, 5_000_000, **positive)
+    max_macs = budget.get("max_macs", int, None, **positive)
+    trials = top.get("trials", int, None, **positive)
+
+    sampler_s = _Section(
+        top.raw.get("sampler"), "sampler", ("name", "seed", "n_startup_trials"), path
+    )
+    sampler = SamplerConfig(
+        name=sampler_s.get(
+            "name",
+            str,
+            "tpe",
+            check=lambda v: v in SAMPLERS,
+            expected=f"one of {', '.join(SAMPLERS)}",
+        ),
+        seed=sampler_s.get("seed", int, None),
+        n_startup_trials=sampler_s.get(
+            "n_startup_trials", int, 10, check=lambda v: v >= 0, expected="an integer >= 0"
+        ),
+    )
+
+    try:
+        space = SearchSpace.from_dict(top.raw["space"])
+    except SpaceError as e:
+        raise ConfigError(path, e.key, str(e)) from None
+    _check_training(space, path)
+    epochs = space.training.get("epochs", Fixed(200))
+    max_epochs = max(epochs.candidates()) if not isinstance(epochs, FloatRange) else None
+
+    pruner_s = _Section(
+        top.raw.get("pruner"),
+        "pruner",
+        ("name", "min_epochs", "max_epochs", "reduction_factor", "warmup_epochs"),
+        path,
+    )
+    pruner_name = pruner_s.get(
+        "name",
+        str,
+        "asha" if len(objectives) == 1 else "none",
+        check=lambda v: v in PRUNERS,
+        expected=f"one of {', '.join(PRUNERS)}",
+    )
+    if len(objectives) > 1 and pruner_name != "none":
+        raise ConfigError(
+            path,
+            "pruner.name",
+            "Optuna cannot prune multi-objective studies (no intermediate values): use none",
+        )
+    given_max = pruner_s.get("max_epochs", int, None, **positive)
+    if given_max is not None and given_max != max_epochs:
+        raise ConfigError(
+            path,
+            "pruner.max_epochs",
+            f"{given_max} differs from the largest training epochs ({max_epochs})",
+        )
+    pruner = PrunerConfig(
+        name=pruner_name,
+        min_epochs=pruner_s.get("min_epochs", int, 1, **positive),
+        reduction_factor=pruner_s.get(
+            "reduction_factor", int, 3, check=lambda v: v >= 2, expected="an integer >= 2"
+        ),
+        warmup_epochs=pruner_s.get(
+            "warmup_epochs", int, 5, check=lambda v: v >= 0, expected="an integer >= 0"
+        ),
+        max_epochs=max_epochs,
+    )
+    if max_epochs is not None and pruner.min_epochs > max_epochs:
+        raise ConfigError(
+            path,
+            "pruner.min_epochs",
+            f"{pruner.min_epochs} exceeds the training epochs ({max_epochs})",
+        )
+
+    data_s = _Section(
+        top.raw.get("data"),
+        "data",
+        ("dataset", "data_dir", "val_size", "train_subset", "test_subset", "synthetic_size"),
+        path,
+    )
+    synthetic_size = data_s.get("synthetic_size", list, [5000, 1000])
+    if len(synthetic_size) != 2 or not all(isinstance(v, int) and v > 0 for v in synthetic_size):
+        raise ConfigError(path, "data.synthetic_size", "must be [train, test] positive integers")
+    data = DataConfig(
+        dataset=data_s.get(
+            "dataset",
+            str,
+            "cifar10",
+            check=lambda v: v in ("cifar10", "synthetic"),
+            expected="cifar10 or synthetic",
+        ),
+        data_dir=data_s.get("data_dir", str, "data"),
+        val_size=data_s.get(
+            "val_size", int, 5000, check=lambda v: v >= 0, expected="an integer >= 0"
+        ),
+        train_subset=data_s.get("train_subset", int, None, **positive),
+        test_subset=data_s.get("test_subset", int, None, **positive),
+        synthetic_size=(synthetic_size[0], synthetic_size[1]),
+    )
+    if data.val_size == 0:
+        raise ConfigError(
+            path,
+            "data.val_size",
+            "a search selects on validation accuracy: give at least 1 validation image",
+        )
+
+    config = StudyConfig(
+        path=path,
+        name=name,
+        space=space,
+        description=top.get("description", str, ""),
+        objectives=tuple(objectives),
+        max_params=max_params,
+        max_macs=max_macs,
+        trials=trials,
+        timeout=_parse_timeout(top.raw.get("timeout"), path),
+        sampler=sampler,
+        pruner=pruner,
+        data=data,
+        storage=top.get("storage", str, None),
+        enqueue=_parse_enqueue(top.raw.get("enqueue"), space, path),
+        checkpoints=top.get("checkpoints", str, "checkpoints"),
+        artifacts=top.get("artifacts", str, "artifacts"),
+        raw=dict(raw),
+    )
+    check_feasible(config)
+    return config
+
+
+def _check_training(space: SearchSpace, path: Path) -> None:
+    """Every candidate training value has the right type and, together with the fixed values,
+    makes a valid recipe (fixed values that conflict would make every trial invalid)."""
+    fixed = {k: p.value for k, p in space.training.items() if isinstance(p, Fixed)}
+    for key, param in space.training.items():
+        where = f"space.training.{key}"
+        kind = _TRAINING_TYPES[key]
+        if isinstance(param, FloatRange) and kind is int:
+            raise ConfigError(path, where, "takes integers: use int: [low, high]")
+        if isinstance(param, FloatRange | IntRange) and kind in (bool, str):
+            raise ConfigError(
+                path, where, f"takes {kind.__name__} values: use a fixed value or choice: [...]"
+            )
+        for value in param.candidates():
+            if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+                name = getattr(kind, "__name__", "number")
+                raise ConfigError(path, where, f"{value!r} is not a valid {key} ({name})")
+            try:
+                TrainConfig(**{key: value})
+            except ValueError as e:
+                raise ConfigError(path, where, str(e).split(": ", 1)[-1]) from None
+    for key, param in space.training.items():  # each value alone is fine: now together
+        errors = []
+        for value in param.candidates():
+            try:
+                TrainConfig(**{**fixed, key: value})
+            except ValueError as e:
+                errors.append(str(e).split(": ", 1)[-1])
+        if len(errors) == len(param.candidates()):
+            raise ConfigError(
+                path,
+                f"space.training.{key}",
+                f"conflicts with the other training values: {errors[0]}",
+            )
+
+
+def _parse_enqueue(raw: Any, space: SearchSpace, path: Path) -> tuple[tuple[str, dict], ...]:
+    """Enqueued trials: ``arch: NAME`` or ``architecture: {blocks: .., ...}``, plus training."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(path, "enqueue", "must be a list of trials")
+    out = []
+    for i, entry in enumerate(raw):
+        key = f"enqueue[{i}]"
+        s = _Section(entry, key, ("arch", "architecture", "training", "label"), path)
+        if ("arch" in s.raw) == ("architecture" in s.raw):
+            raise ConfigError(path, key, "give either arch: NAME or architecture: {...}")
+        label = s.get("label", str, None)
+        if "arch" in s.raw:
+            try:
+                spec = architecture(str(s.raw["arch"]))
+            except UnknownArchitectureError as e:
+                raise ConfigError(path, f"{key}.arch", str(e)) from None
+            label = label or str(s.raw["arch"])
+        else:
+            a = _Section(
+                s.raw["architecture"],
+                f"{key}.architecture",
+                (
+                    "blocks",
+                    "channels",
+                    "kernels",
+                    "shortcut_kernels",
+                    "strides",
+                    "pool",
+                    "stem_channels",
+                    "num_classes",
+                ),
+                path,
+            )
+            try:
+                spec = make_spec(**a.raw)
+            except (SpecError, TypeError) as e:
+                raise ConfigError(path, f"{key}.architecture", str(e)) from None
+            label = label or spec.name
+        training = _Section(s.raw.get("training"), f"{key}.training", TRAINING_KEYS, path).raw
+        try:
+            params = space.params_of(spec, training)
+        except SpaceError as e:
+            raise ConfigError(path, f"{key} ({label})", f"{e.key}: {e}") from None
+        out.append((label, params))
+    return tuple(out)
+
+
+def _structure_values(param: Param) -> list[Any]:
+    """Every value of a structural parameter (layers, stride, pool), or its ends if many."""
+    if isinstance(param, IntRange) and (param.high - param.low) // param.step < 16:
+        return list(range(param.low, param.high + 1, param.step))
+    return param.candidates()
+
+
+def check_feasible(config: StudyConfig, *, limit: int = 50_000) -> None:
+    """Raise unless some configuration of the space is valid and within the budget.
+
+    Parameter count and MACs grow with blocks, channels and kernel sizes, so the smallest
+    configuration for each structure (layer count, strides, pool) takes the smallest of
+    those; the structures themselves are enumerated (up to ``limit`` of them).
+    """
+    space, path = config.space, config.path
+    smallest: tuple[int, int] | None = None
+    first_error = ""
+    tried = 0
+    for n in _structure_values(space.layers):
+        per = {
+            key: [space.per_layer[key].for_layer(i) for i in range(n)] for key in space.per_layer
+        }
+        arch: dict[str, Any] = {"layers": n}
+        for key in ("blocks", "channels", "kernel", "shortcut_kernel"):
+            arch[key] = [min(p.candidates()) for p in per[key]]
+        arch["stem_channels"] = min(space.stem_channels.candidates())
+        arch["num_classes"] = min(space.num_classes.candidates())
+        stride_options = [_structure_values(p) for p in per["stride"]]
+        if space.per_layer["stride"].shared:
+            stride_options = [[v] * n for v in _structure_values(per["stride"][0])]
+            combos: Any = stride_options
+        else:
+            combos = itertools.product(*stride_options)
+        for strides, pool in itertools.product(combos, _structure_values(space.pool)):
+            tried += 1
+            if tried > limit:
+                break
+            try:
+                spec = build_spec({**arch, "stride": list(strides), "pool": pool})
+            except SpecError as e:
+                first_error = first_error or str(e)
+                continue
+            cost = (count_params(spec), count_macs(spec))
+            if smallest is None or cost < smallest:
+                smallest = cost
+            if cost[0] <= config.max_params and (
+                config.max_macs is None or cost[1] <= config.max_macs
+            ):
+                return
+    if smallest is None:
+        raise ConfigError(
+            path,
+            "space.architecture",
+            f"no configuration of the space is a valid architecture ({first_error})",
+        )
+    if smallest[0] > config.max_params:
+        raise ConfigError(
+            path,
+            "budget.max_params",
+            f"no configuration fits: the smallest in the "
+            f"space has {smallest[0]:,} parameters > {config.max_params:,}",
+        )
+    raise ConfigError(
+        path,
+        "budget.max_macs",
+        f"no configuration fits: the smallest in the space "
+        f"needs {smallest[1]:,} MACs > {config.max_macs:,}",
+    )
+
+
+__all__ = [
+    "Choice",
+    "ConfigError",
+    "DataConfig",
+    "PrunerConfig",
+    "SamplerConfig",
+    "StudyConfig",
+    "find_config",
+    "load_config",
+    "parse_config",
+]

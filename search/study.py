@@ -1,0 +1,138 @@
+"""The Optuna study of a config: sampler, pruner, creation, resumption and enqueued trials.
+
+A study is created once, from a validated config; the config's identity (objectives, budget,
+space, data) is stored on it, so rerunning with a changed space is refused rather than mixing
+two searches in one study. Enqueued trials are added at creation only: they run once, however
+often the study is resumed.
+
+Example:
+    >>> from search.config import load_config
+    >>> type(make_pruner(load_config("smoke"))).__name__
+    'SuccessiveHalvingPruner'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from typing import Any
+
+import optuna
+import yaml
+
+from search.config import StudyConfig
+
+_IDENTITY_KEYS = ("objectives", "budget", "space", "data")
+
+
+class StudyMismatch(Exception):
+    """The storage already holds a study of this name, made from a different config."""
+
+
+def make_sampler(
+    config: StudyConfig, *, worker: int = 0, offset: int = 0
+) -> optuna.samplers.BaseSampler:
+    """The config's sampler. Workers never share a seed (the cause of Optuna users' duplicate
+    configurations): a configured seed is offset by the worker index and the study's size."""
+    s = config.sampler
+    seed = None if s.seed is None else s.seed + 1000 * worker + offset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if s.name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if s.name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.n_startup_trials)
+        if s.name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        # TPE over the conditional space: multivariate with group decomposition (per-layer
+        # parameters exist only for the layers a trial has), constant liar for parallel workers.
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=s.n_startup_trials,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+
+
+def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
+    """The config's pruner over epochs, with an explicit maximum (never "auto")."""
+    p = config.pruner
+    if p.name == "none":
+        return optuna.pruners.NopPruner()
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=p.warmup_epochs)
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.min_epochs,
+            max_resource=p.max_epochs or "auto",
+            reduction_factor=p.reduction_factor,
+        )
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=p.min_epochs, reduction_factor=p.reduction_factor
+    )
+
+
+def identity(config: StudyConfig) -> str:
+    """A fingerprint of what makes two studies comparable."""
+    body = {k: config.raw.get(k) for k in _IDENTITY_KEYS}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def open_study(
+    config: StudyConfig,
+    storage: optuna.storages.BaseStorage,
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    create: bool = True,
+) -> tuple[optuna.Study, bool]:
+    """Create the study (and enqueue its trials) or load it; returns (study, created)."""
+    exists = study_exists(storage, config.name)
+    if not exists and not create:
+        raise KeyError(config.name)
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        sampler=sampler or make_sampler(config),
+        pruner=make_pruner(config),
+        directions=config.directions,
+        load_if_exists=True,
+    )
+    attrs = study.user_attrs
+    if "identity" in attrs and attrs["identity"] != identity(config):
+        raise StudyMismatch(
+            f"study {config.name!r} in this storage was created from a different config "
+            f"(objectives, budget, space or data changed); give the config a new name: "
+            "or use another storage"
+        )
+    if attrs.get("setup_complete"):
+        return study, False
+    # First run (or a first run that stopped half-way): everything here is idempotent.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(config.objectives))
+    study.set_user_attr("identity", identity(config))
+    study.set_user_attr("config_file", str(config.path))
+    study.set_user_attr("config_yaml", yaml.safe_dump(config.raw, sort_keys=False))
+    study.set_user_attr("objectives", list(config.objectives))
+    study.set_user_attr("max_params", config.max_params)
+    study.set_user_attr("max_macs", config.max_macs)
+    study.set_user_attr("trials", config.trials)
+    for label, params in config.enqueue:
+        study.enqueue_trial(params, user_attrs={"enqueued": label}, skip_if_exists=True)
+    study.set_user_attr("setup_complete", True)
+    return study, not exists
+
+
+def stored_config(study: optuna.Study) -> dict[str, Any]:
+    """The YAML config a study was created from."""
+    return yaml.safe_load(study.user_attrs.get("config_yaml", "{}")) or {}

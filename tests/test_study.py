@@ -1,0 +1,78 @@
+"""Sampler, pruner, and creating or resuming a study from its config."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.config import load_config
+from search.storage import open_storage
+from search.study import StudyMismatch, make_pruner, make_sampler, open_study
+
+SMOKE = load_config("smoke")
+
+
+def test_default_sampler_is_conditional_tpe_and_workers_differ() -> None:
+    a = make_sampler(SMOKE, worker=0)
+    b = make_sampler(SMOKE, worker=1)
+    assert isinstance(a, optuna.samplers.TPESampler)
+    assert a._group and a._multivariate and a._constant_liar
+    # Same configured seed, different workers: different streams of suggestions.
+    study_a = optuna.create_study(sampler=a)
+    study_b = optuna.create_study(sampler=b)
+    xs = [study_a.ask().suggest_float("x", 0, 1) for _ in range(3)]
+    ys = [study_b.ask().suggest_float("x", 0, 1) for _ in range(3)]
+    assert xs != ys
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("random", optuna.samplers.RandomSampler),
+        ("gp", optuna.samplers.GPSampler),
+        ("nsga2", optuna.samplers.NSGAIISampler),
+    ],
+)
+def test_other_samplers(name: str, kind: type) -> None:
+    config = dataclasses.replace(SMOKE, sampler=dataclasses.replace(SMOKE.sampler, name=name))
+    assert isinstance(make_sampler(config), kind)
+
+
+def test_pruners_have_an_explicit_maximum() -> None:
+    asha = make_pruner(SMOKE)
+    assert isinstance(asha, optuna.pruners.SuccessiveHalvingPruner)
+    hyper = make_pruner(
+        dataclasses.replace(SMOKE, pruner=dataclasses.replace(SMOKE.pruner, name="hyperband"))
+    )
+    assert isinstance(hyper, optuna.pruners.HyperbandPruner)
+    assert hyper._max_resource == SMOKE.pruner.max_epochs == 3
+    none = make_pruner(load_config("pareto-wide"))
+    assert isinstance(none, optuna.pruners.NopPruner)
+
+
+def test_created_once_enqueued_once_and_mismatch_refused(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study, created = open_study(SMOKE, storage)
+    assert created and study.metric_names == ["val_accuracy"]
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.WAITING]
+    assert study.user_attrs["setup_complete"] and "config_yaml" in study.user_attrs
+    again, created = open_study(SMOKE, storage)
+    assert not created and len(again.trials) == 1
+    changed = dataclasses.replace(SMOKE, raw={**SMOKE.raw, "budget": {"max_params": 40000}})
+    with pytest.raises(StudyMismatch, match="different config"):
+        open_study(changed, storage)
+    # Trial count and timeout are run settings: changing them is fine.
+    open_study(dataclasses.replace(SMOKE, raw={**SMOKE.raw, "trials": 10}), storage)
+
+
+def test_two_objectives(tmp_path: Path) -> None:
+    config = load_config("pareto-wide")
+    study, _ = open_study(config, open_storage(f"sqlite:///{tmp_path / 'p.db'}"))
+    assert study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+    assert study.metric_names == ["val_accuracy", "params"]
