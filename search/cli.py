@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -399,11 +400,12 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _load_config(args: argparse.Namespace) -> Any:
+def _load_config(args: argparse.Namespace, config: Any = None) -> Any:
+    """The --study config (or ``config``), with the command line's overrides applied."""
     from search.config import ConfigError, load_config
 
     try:
-        config = load_config(args.study)
+        config = config or load_config(args.study)
     except ConfigError as e:
         raise UsageError(str(e)) from None
     overrides: dict[str, Any] = {}
@@ -613,10 +615,20 @@ def _config_and_url(args: argparse.Namespace) -> tuple[Any, str]:
     return config, url
 
 
-def _prepare_run(args: argparse.Namespace) -> tuple[Any, str, str, Any]:
+def _prepare_run(
+    args: argparse.Namespace, given: tuple[Any, str] | None = None
+) -> tuple[Any, str, str, Any]:
     """Everything that can fail on bad input, before a study is created or a trial runs:
     the config, the storage URL, the device, the data. Returns (config, url, device, data)."""
-    config, url = _config_and_url(args)
+    if args.heartbeat_interval < 1 or args.grace_period <= args.heartbeat_interval:
+        raise UsageError(
+            "--heartbeat-interval must be at least 1 and --grace-period longer than it"
+        )
+    if args.dry_run is not None and args.dry_run < 0:
+        raise UsageError(f"--dry-run must be at least 0 seconds, got {args.dry_run}")
+    config, url = given or _config_and_url(args)
+    if args.dry_run is not None:  # nothing trains: no device or data needed
+        return config, url, "cpu", None
     import torch  # the first command that needs it
 
     from model.engine import DeviceError, resolve_device
@@ -661,8 +673,8 @@ def _open(url: str) -> Any:
 def _cmd_run(args: argparse.Namespace) -> int:
     from search.storage import count_slots, mask
     from search.study import StudyMismatch, open_study
-    from search.worker import WorkerOptions, run_worker
 
+    slots = _slots(args)
     config, url, device, data = _prepare_run(args)
     storage = _open(url)
     try:
@@ -671,19 +683,155 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     held = count_slots(storage, study._study_id)
     total = f"/{config.trials}" if config.trials else ""
+    where = f"{len(slots)} workers" if slots else f"device {device}"
+    what = (
+        f"dry run ({args.dry_run:g} s a trial)"
+        if data is None
+        else f"data {data.source}, {len(data.train):,} train / {len(data.val):,} val images"
+    )
     print(
         f"study {config.name} ({'created' if created else 'resumed'}) in {mask(url)}: "
-        f"{held}{total} trained trials so far; device {device}; data {data.source}, "
-        f"{len(data.train):,} train / {len(data.val):,} val images",
+        f"{held}{total} trained trials so far; {where}; {what}",
         flush=True,
     )
-    options = WorkerOptions(
-        storage_url=url, device=device, timeout=config.timeout, compile=bool(args.compile)
-    )
-    summary = run_worker(config, options, load_data=lambda: data, log=_log())
-    print(f"done: {summary.line()}; {summary.stop_reason}")
+    if not slots:
+        code = _work(args, config, url, device, lambda: data)
+    else:
+        from search.launcher import launch
+
+        os.environ["OPTUNA_SEARCH_STORAGE"] = url  # to the workers, not on their command line
+        code = launch(slots, _worker_args(args, config))
+        print(f"launcher: workers ended ({'all well' if code == 0 else f'status {code}'})")
     _print_best(study)
+    return code
+
+
+def _slots(args: argparse.Namespace) -> list[Any]:
+    """The worker processes --gpus / --workers ask for (none: train in this process)."""
+    from search.launcher import device_slots, gpu_slots
+
+    if args.trials_per_gpu < 1 or (args.workers is not None and args.workers < 1):
+        raise UsageError("--trials-per-gpu and --workers must be at least 1")
+    if args.gpus is not None and args.workers is not None:
+        raise UsageError("give --gpus (one worker per GPU) or --workers (on one device), not both")
+    if args.gpus is not None:
+        import torch
+
+        count = torch.cuda.device_count()
+        missing = [g for g in args.gpus if not 0 <= g < count]
+        if missing:
+            raise UsageError(
+                f"--gpus {','.join(map(str, args.gpus))}: this machine has {count} "
+                f"GPU(s) (0..{count - 1}); no GPU {missing[0]}"
+            )
+        return gpu_slots(args.gpus, args.trials_per_gpu)
+    if args.workers is not None:
+        return device_slots(args.device or default_device(), args.workers)
+    if args.trials_per_gpu > 1:
+        raise UsageError("--trials-per-gpu needs --gpus")
+    return []
+
+
+def _worker_args(args: argparse.Namespace, config: Any) -> list[str]:
+    """The flags a launched worker needs to run the same study the same way."""
+    out = [
+        "--study",
+        args.study,
+        "--heartbeat-interval",
+        str(args.heartbeat_interval),
+        "--grace-period",
+        str(args.grace_period),
+    ]
+    if config.trials is not None:
+        out += ["--n-trials", str(config.trials)]
+    if config.timeout is not None:
+        out += ["--timeout", str(config.timeout)]
+    if args.data_dir:
+        out += ["--data-dir", args.data_dir]
+    if args.compile:
+        out.append("--compile")
+    if args.trials_per_gpu > 1:
+        out += ["--trials-per-gpu", str(args.trials_per_gpu)]
+    if args.dry_run is not None:
+        out += ["--dry-run", str(args.dry_run)]
+    return out
+
+
+def _work(
+    args: argparse.Namespace,
+    config: Any,
+    url: str,
+    device: str,
+    load_data: Callable[[], Any],
+    prefix: str = "",
+) -> int:
+    """Run one worker in this process; its exit status."""
+    from search.worker import WorkerOptions, run_worker
+
+    options = WorkerOptions(
+        storage_url=url,
+        device=device,
+        timeout=config.timeout,
+        compile=bool(args.compile),
+        worker=getattr(args, "worker_index", 0),
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        share_gpu=args.trials_per_gpu > 1,
+        dry_run=args.dry_run,
+    )
+    summary = run_worker(config, options, load_data=load_data, log=_log(prefix))
+    print(f"{prefix}done: {summary.line()}; {summary.stop_reason}", flush=True)
+    if summary.signal is not None:
+        import signal
+
+        return 128 + signal.Signals[summary.signal].value
     return 0
+
+
+def _stored_config(args: argparse.Namespace) -> tuple[Any, str] | None:
+    """On a host without the study's config file: the config stored with the study (a worker
+    joining from another host needs only the storage URL and the study name)."""
+    from search.config import ConfigError, find_config
+
+    try:
+        find_config(args.study)
+        return None
+    except ConfigError:
+        pass
+    import optuna
+
+    from search.config import parse_config
+    from search.storage import StorageError, parse_url, resolve_url
+    from search.study import stored_config, study_exists
+
+    url = resolve_url(args.storage)
+    try:
+        parse_url(url)
+    except StorageError as e:
+        raise UsageError(str(e)) from None
+    storage = _open(url)
+    if not study_exists(storage, args.study):
+        return None  # the usual "no such study config" error follows
+    _quiet_optuna()
+    raw = stored_config(optuna.load_study(study_name=args.study, storage=storage))
+    from pathlib import Path
+
+    config = parse_config(raw, path=Path(f"{args.study}.yaml (stored in the study)"))
+    return _load_config(args, config), url
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    if args.gpu is not None:  # before torch is imported: this process sees only that GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+        args.device = args.device or "cuda"
+    config, url, device, data = _prepare_run(args, _stored_config(args))
+    from search.study import StudyMismatch, open_study
+
+    try:
+        open_study(config, _open(url))  # creates the study if this worker is the first
+    except StudyMismatch as e:
+        raise UsageError(str(e)) from None
+    return _work(args, config, url, device, lambda: data)
 
 
 def _print_best(study: Any) -> None:
@@ -869,6 +1017,64 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# report, dashboard
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from search.report import write_report
+
+    config, study, _ = _load_study(args)
+    if args.format not in ("html", "png"):
+        raise UsageError(f"--format {args.format!r}: use html or png")
+    written = write_report(study, config, args.output, fmt=args.format, top=args.top)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import socket
+
+    import optuna
+    from optuna_dashboard import run_server
+
+    from search.artifacts import artifact_store
+    from search.storage import StorageError, mask, parse_url, resolve_url
+
+    _quiet_optuna()
+    config = _load_config(args) if args.study else None
+    url = resolve_url(args.storage, config.storage if config else None)
+    try:
+        parsed = parse_url(url)
+    except StorageError as e:
+        raise UsageError(str(e)) from None
+    folder = args.artifact_dir or (config.artifacts if config else "artifacts")
+    with socket.socket() as probe:  # a clear error before the server prints a traceback
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as e:
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port} ({e.strerror}): "
+                "choose another --port or --host"
+            ) from None
+    try:
+        # Optuna's plain RDBStorage: the dashboard's own writes (notes, attrs) are immediate.
+        storage = optuna.storages.RDBStorage(
+            parsed.render_as_string(hide_password=False),
+            engine_kwargs={"pool_pre_ping": True} if parsed.get_backend_name() != "sqlite" else {},
+        )
+    except Exception as e:
+        raise UsageError(f"cannot open storage {mask(url)!r}: {str(e).splitlines()[0]}") from None
+    print(
+        f"optuna-dashboard on http://{args.host}:{args.port}/ (storage {mask(url)}, "
+        f"artifacts {folder}); Ctrl-C to stop",
+        flush=True,
+    )
+    run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(folder))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -932,6 +1138,29 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
+    def heartbeat_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--dry-run",
+            type=float,
+            metavar="SECONDS",
+            help="trials sleep this long instead of training: test storage and "
+            "workers without a GPU (everything else is real)",
+        )
+        p.add_argument(
+            "--heartbeat-interval",
+            type=int,
+            default=10,
+            metavar="S",
+            help="seconds between a running trial's heartbeats (default 10)",
+        )
+        p.add_argument(
+            "--grace-period",
+            type=int,
+            default=30,
+            metavar="S",
+            help="a trial silent this long is failed and retried (default 30)",
+        )
+
     def storage_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--storage",
@@ -965,7 +1194,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="override the config's data_dir")
     p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
     p.add_argument("--compile", action="store_true", help="torch.compile each trial's model")
+    p.add_argument(
+        "--gpus",
+        type=_int_list,
+        metavar="0,1,..",
+        help="one worker process per listed GPU, each seeing only its GPU",
+    )
+    p.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        default=1,
+        metavar="K",
+        help="K workers per GPU (GPU memory is reserved per trial; default 1)",
+    )
+    p.add_argument(
+        "--workers", type=int, metavar="K", help="K worker processes on --device (e.g. the CPU)"
+    )
+    heartbeat_args(p)
     p.set_defaults(handler=_cmd_run)
+
+    p = study_parser("worker", "join a study as one more worker, from any host")
+    storage_arg(p)
+    p.add_argument("--gpu", type=int, metavar="N", help="use only GPU N (CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
+    p.add_argument("--n-trials", type=int, metavar="N", help="the study's total (default: config)")
+    p.add_argument("--timeout", metavar="DURATION", help="stop starting trials after this")
+    p.add_argument("--data-dir", metavar="DIR", help="override the config's data_dir")
+    p.add_argument("--compile", action="store_true", help="torch.compile each trial's model")
+    p.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        default=1,
+        metavar="K",
+        help="workers sharing this GPU: reserve GPU memory per trial",
+    )
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    heartbeat_args(p)
+    p.set_defaults(handler=_cmd_worker)
 
     p = study_parser("best", "the best trial (or Pareto set) with its retrain command")
     storage_arg(p)
@@ -988,6 +1253,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-model", metavar="PATH", help="save the trained weights and spec")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_retrain)
+
+    p = study_parser("report", "a self-contained HTML report of a study (plotly), or PNGs")
+    storage_arg(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="the HTML file (--format png: a folder for one PNG per figure)",
+    )
+    p.add_argument("--format", default="html", metavar="html|png")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        metavar="N",
+        help="trials in the table and learning curves (default 10)",
+    )
+    p.set_defaults(handler=_cmd_report)
+
+    p = commands.add_parser(
+        "dashboard",
+        help="optuna-dashboard on the study's storage, with its artifacts",
+        description="Start optuna-dashboard on the storage (and artifact folder) of a study.",
+    )
+    p.add_argument(
+        "--study",
+        metavar="NAME|FILE",
+        help="take the storage and artifact folder from this study config",
+    )
+    storage_arg(p)
+    p.add_argument(
+        "--artifact-dir", metavar="DIR", help="default: the config's artifacts:, else ./artifacts"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="default 127.0.0.1 (0.0.0.0 exposes it to the network)"
+    )
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(handler=_cmd_dashboard)
     return parser
 
 

@@ -42,6 +42,23 @@ class StudyFull(Exception):
     """The study already has its trial count of trained trials: this trial is surplus."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the worker. A KeyboardInterrupt, so that Optuna records the
+    running trial as failed (never leaving it RUNNING) and re-raises it to stop the loop."""
+
+
+class Signals:
+    """The worker's view of SIGINT/SIGTERM: set by its handler, read by the objective.
+
+    The first signal interrupts a training run at once (the trial is recorded as failed and
+    re-queued to resume from its checkpoint) or stops the loop before the next trial.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.in_training = False
+
+
 @dataclass
 class TrialOutcome:
     """What one trial did, for the worker's progress line and summary."""
@@ -55,7 +72,12 @@ class TrialOutcome:
 
 
 def git_commit() -> str | None:
-    """The project's commit, when it runs from a git checkout."""
+    """The project's commit: $OPTUNA_SEARCH_GIT_COMMIT (set in container images, which hold
+    no .git), else ``git rev-parse`` when running from a checkout."""
+    import os
+
+    if os.environ.get("OPTUNA_SEARCH_GIT_COMMIT"):
+        return os.environ["OPTUNA_SEARCH_GIT_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -87,12 +109,27 @@ class Objective:
     checkpoint_dir: Path
     log: Callable[[str], None] = print
     compile: bool = False
+    signals: Signals = field(default_factory=Signals)
+    memory_ledger: Any = None
+    """A ``search.gpu.MemoryLedger`` when several workers share this GPU."""
+    artifact_store: Any = None
+    """Where finished trials upload their learning curve and weights (optuna.artifacts)."""
+    worker_name: str = ""
+    """Recorded on every trial (``worker``), for the report's timeline per worker."""
+    dry_run: float | None = None
+    """Seconds a trial "trains" in a dry run: everything but training is real (sampling,
+    budget check, storage, slots, pruning), to test storage and workers without a GPU."""
     outcomes: list[TrialOutcome] = field(default_factory=list)
     _data: Any = None
     _environment: dict[str, Any] | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        if self.signals.received:
+            trial.set_user_attr("outcome", "interrupted")
+            raise Interrupted(self.signals.received)
         started = time.perf_counter()
+        if self.worker_name:
+            trial.set_user_attr("worker", self.worker_name)
         candidate = self.config.space.sample(trial)
         recipe, recipe_error = self._recipe(candidate)
         if candidate.spec is None or recipe_error is not None:
@@ -175,6 +212,7 @@ class Objective:
                 self._done(trial, "surplus", f"the study already has {held} trained trials")
                 raise StudyFull(f"the study already has its {total} trained trials")
             trial.set_user_attr("counted", True)
+            self.storage.flush()  # visible to the next claimant before the lock is released
 
     def _train(
         self, trial: optuna.Trial, candidate: Candidate, recipe: dict[str, Any], key: str
@@ -184,6 +222,8 @@ class Objective:
         from model.recipe import TrainConfig
 
         assert candidate.spec is not None
+        if self.dry_run is not None:
+            return self._dry_train(trial, candidate, recipe)
         if self._data is None:
             self._data = self.load_data()
         environment = self._environment_attrs()
@@ -223,15 +263,32 @@ class Objective:
             return False
 
         started = time.perf_counter()
+        config = TrainConfig(**recipe)
         try:
-            result = train(
-                candidate.spec,
-                self._data,
-                TrainConfig(**recipe),
-                device=self.device,
-                checkpoint=path,
-                on_epoch_end=on_epoch_end,
+            with self._reserve_memory(trial, candidate.spec, config):
+                self.signals.in_training = True
+                if self.signals.received:
+                    raise Interrupted(self.signals.received)
+                result = train(
+                    candidate.spec,
+                    self._data,
+                    config,
+                    device=self.device,
+                    checkpoint=path,
+                    on_epoch_end=on_epoch_end,
+                )
+        except Interrupted as e:
+            # Recorded as failed by Optuna (it re-raises to stop the loop); re-queued with the
+            # same parameters so that the next run resumes from the checkpoint.
+            trial.set_user_attr("outcome", "interrupted")
+            trial.set_user_attr("reason", f"interrupted by {e}")
+            trial.set_user_attr("counted", False)
+            self._finish(trial, curve, losses, started, "interrupted")
+            trial.study.enqueue_trial(trial.params, user_attrs={"resumes": trial.number})
+            self._done(
+                trial, "interrupted", f"by {e}; re-queued to resume at epoch {len(curve) + 1}"
             )
+            raise
         except optuna.TrialPruned:
             self._finish(trial, curve, losses, started, "pruned")
             path.unlink(missing_ok=True)
@@ -247,6 +304,9 @@ class Objective:
             path.unlink(missing_ok=True)
             self._done(trial, outcome, str(e))
             raise optuna.TrialPruned(str(e)) from None
+        finally:
+            self.signals.in_training = False
+            self._release_cuda_cache()
         value = result.val_accuracy
         trial.set_user_attr("val_accuracy", value)
         trial.set_user_attr(
@@ -254,12 +314,98 @@ class Objective:
         )
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
         self._finish(trial, curve, losses, started, "completed")
+        if self.artifact_store is not None and result.model is not None:
+            from search.artifacts import upload_weights
+
+            upload_weights(
+                self.artifact_store,
+                trial,
+                result.model,
+                spec=candidate.spec.to_dict(),
+                metadata={
+                    "study": trial.study.study_name,
+                    "trial": trial.number,
+                    "recipe": recipe,
+                    "val_accuracy": value,
+                },
+            )
         path.unlink(missing_ok=True)
         self._done(trial, "completed", label, value)
         if not multi:
             return value
         second = trial.user_attrs[self.config.objectives[1]]
         return value, float(second)
+
+    def _dry_train(
+        self, trial: optuna.Trial, candidate: Candidate, recipe: dict[str, Any]
+    ) -> float | tuple[float, float]:
+        """Sleep instead of training; the score grows with size and depth, like accuracy."""
+        import math
+
+        assert candidate.spec is not None and self.dry_run is not None
+        started = time.perf_counter()
+        self.signals.in_training = True
+        try:
+            if self.signals.received:
+                raise Interrupted(self.signals.received)
+            time.sleep(self.dry_run)
+        except Interrupted as e:
+            trial.set_user_attr("outcome", "interrupted")
+            trial.set_user_attr("reason", f"interrupted by {e}")
+            trial.set_user_attr("counted", False)
+            raise
+        finally:
+            self.signals.in_training = False
+        params = trial.user_attrs["params"]
+        depth = min(candidate.spec.depth, 30)
+        lr_miss = abs(math.log(recipe.get("lr", 0.1) / 0.1))
+        final = 0.40 + 0.07 * math.log10(params) + 0.002 * depth - 0.02 * lr_miss
+        epochs = recipe["epochs"]
+        curve = [final * (1 - 0.5 ** (e + 1)) for e in range(epochs)]
+        for epoch, value in enumerate(curve, 1):
+            if not self.config.multi_objective:
+                trial.report(value, epoch)
+                if trial.should_prune():
+                    self._finish(trial, curve[:epoch], [], started, "pruned")
+                    self._done(trial, "pruned", f"dry run, at epoch {epoch}", value)
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+        trial.set_user_attr("val_accuracy", final)
+        trial.set_user_attr("dry_run", True)
+        self._finish(trial, curve, [], started, "completed")
+        self._done(trial, "completed", f"dry run, {candidate.spec.name}", final)
+        if not self.config.multi_objective:
+            return final
+        return final, float(trial.user_attrs[self.config.objectives[1]])
+
+    def _reserve_memory(self, trial: optuna.Trial, spec: Any, config: Any) -> Any:
+        """Hold this trial's estimated GPU memory in the shared ledger (when there is one)."""
+        import contextlib
+
+        if self.memory_ledger is None:
+            return contextlib.nullcontext()
+        from model.estimate import training_memory_bytes
+        from search.gpu import CONTEXT_BYTES
+
+        data_bytes = sum(s.images.numel() for s in (self._data.train, self._data.val))
+        need = training_memory_bytes(spec, batch_size=config.batch_size) + data_bytes
+        need += CONTEXT_BYTES
+        trial.set_user_attr("memory_estimate_gib", round(need / 2**30, 2))
+
+        def waiting(nbytes: int, free: int) -> None:
+            self.log(
+                f"trial {trial.number}: waiting for {nbytes / 2**30:.1f} GiB of GPU memory "
+                f"({max(free, 0) / 2**30:.1f} GiB unreserved)"
+            )
+
+        return self.memory_ledger.reserve(need, on_wait=waiting)
+
+    def _release_cuda_cache(self) -> None:
+        # The caching allocator keeps freed blocks; give them back so that other workers on
+        # this GPU can use what the ledger says is free.
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
 
     def _finish(
         self,
@@ -274,6 +420,20 @@ class Objective:
         trial.set_user_attr("loss_curve", [round(v, 5) for v in losses])
         trial.set_user_attr("epochs_trained", len(curve))
         trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 2))
+        if self.artifact_store is not None and curve:
+            from search.artifacts import upload_curve
+
+            upload_curve(
+                self.artifact_store,
+                trial,
+                {
+                    "trial": trial.number,
+                    "outcome": outcome,
+                    "epoch": list(range(1, len(curve) + 1)),
+                    "val_accuracy": curve,
+                    "train_loss": losses,
+                },
+            )
 
     def _environment_attrs(self) -> dict[str, Any]:
         if self._environment is None:

@@ -24,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ import sqlalchemy
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from sqlalchemy.engine import URL, make_url
+
+_log = logging.getLogger("optuna_search.storage")
 
 DEFAULT_STORAGE = "sqlite:///optuna-search.db"
 STORAGE_ENV = "OPTUNA_SEARCH_STORAGE"
@@ -156,7 +160,11 @@ class BufferedRDBStorage(optuna.storages.RDBStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         self._pending_lock = threading.Lock()
+        self._retry = False  # opening fails fast: a wrong URL is an error, not an outage
         super().__init__(*args, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            _serialise_sqlite_transactions(self.engine)
+        self._retry = True
 
     def _set_trial_param(self, *args: Any) -> None:
         with self._pending_lock:
@@ -180,10 +188,15 @@ class BufferedRDBStorage(optuna.storages.RDBStorage):
             pending, self._pending = self._pending, []
             if not pending:
                 return
-            with _create_scoped_session(self.scoped_session, True) as session:
-                for trial_id in dict.fromkeys(args[0] for _, args in pending):
-                    ops = [(kind, args) for kind, args in pending if args[0] == trial_id]
-                    self._flush_trial(session, trial_id, ops)
+            try:
+                with _create_scoped_session(self.scoped_session, True) as session:
+                    for trial_id in dict.fromkeys(args[0] for _, args in pending):
+                        ops = [(kind, args) for kind, args in pending if args[0] == trial_id]
+                        self._flush_trial(session, trial_id, ops)
+            except Exception as e:
+                if _transient(e):  # a lost connection loses nothing: the retry writes it
+                    self._pending = pending + self._pending
+                raise
 
     def _flush_trial(self, session: Any, trial_id: int, ops: list[tuple[str, tuple]]) -> None:
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
@@ -241,13 +254,60 @@ class BufferedRDBStorage(optuna.storages.RDBStorage):
             )
 
 
+RETRY_SECONDS = 180.0
+"""How long a storage call keeps retrying through a lost connection (a database restart,
+a network blip) or a locked SQLite file before it gives up."""
+
+
+def _transient(error: BaseException) -> bool:
+    """A lost or refused connection, or a busy SQLite file: worth retrying."""
+    while error is not None:
+        if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        if type(error).__module__.startswith("psycopg") and type(error).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        ):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
+
+
+def retrying(call: Any, *args: Any, what: str = "storage call", **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, retried with backoff for up to :data:`RETRY_SECONDS` while
+    the error is transient; other errors are raised at once."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as e:
+            if not _transient(e) or time.monotonic() + delay > deadline:
+                raise
+            _log.warning(
+                "%s failed (%s); retrying in %.1f s",
+                what,
+                str(e).strip().splitlines()[0][:160],
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _flushing(name: str) -> Any:
     method = getattr(optuna.storages.RDBStorage, name)
 
-    def flush_first(self: BufferedRDBStorage, *args: Any, **kwargs: Any) -> Any:
+    def attempt(self: BufferedRDBStorage, *args: Any, **kwargs: Any) -> Any:
         if self._pending:
             self.flush()
         return method(self, *args, **kwargs)
+
+    def flush_first(self: BufferedRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        if not self._retry:
+            return attempt(self, *args, **kwargs)
+        return retrying(attempt, self, *args, what=name, **kwargs)
 
     flush_first.__name__ = name
     flush_first.__doc__ = method.__doc__
@@ -279,6 +339,27 @@ def _quiet_experimental() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
+
+
+def _serialise_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
+    """Begin every SQLite transaction with BEGIN IMMEDIATE (the write lock, at once).
+
+    Optuna's state changes read then write (a WAITING trial becomes RUNNING; a stale RUNNING
+    trial becomes FAIL), relying on SELECT ... FOR UPDATE, which SQLite ignores; and Python's
+    sqlite3 runs the read outside any transaction. Two workers could then both take the same
+    enqueued trial. Taking the write lock at the start makes each transaction atomic; WAL and
+    the busy timeout keep the waits short.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made while opening lack the hook
 
 
 def _enable_wal(path: Path) -> None:
@@ -321,8 +402,13 @@ def count_slots(
     training began), leaving out trial id ``exclude``."""
     assert all(s in _SLOT_STATES for s in states)
     query = sqlalchemy.text(_COUNT_SLOTS.format(states=", ".join(f"'{s}'" for s in states)))
+    return int(retrying(_scalar, storage, query, {"study_id": study_id, "trial_id": exclude}))
+
+
+def _scalar(storage: optuna.storages.RDBStorage, query: Any, params: dict[str, Any]) -> Any:
     with storage.engine.connect() as conn:
-        return int(conn.execute(query, {"study_id": study_id, "trial_id": exclude}).scalar_one())
+        row = conn.execute(query, params).first()
+    return None if row is None else row[0]
 
 
 def count_waiting(storage: optuna.storages.RDBStorage, study_id: int) -> int:
@@ -330,8 +416,7 @@ def count_waiting(storage: optuna.storages.RDBStorage, study_id: int) -> int:
     query = sqlalchemy.text(
         "SELECT COUNT(*) FROM trials WHERE study_id = :study_id AND state = 'WAITING'"
     )
-    with storage.engine.connect() as conn:
-        return int(conn.execute(query, {"study_id": study_id}).scalar_one())
+    return int(retrying(_scalar, storage, query, {"study_id": study_id}))
 
 
 def find_trial_by_attr(
@@ -339,9 +424,8 @@ def find_trial_by_attr(
 ) -> int | None:
     """The id of the first trial in ``state`` whose user attr ``key`` equals ``value``."""
     params = {"study_id": study_id, "key": key, "value": json.dumps(value), "state": state}
-    with storage.engine.connect() as conn:
-        row = conn.execute(_FIND_BY_ATTR, params).first()
-    return None if row is None else int(row[0])
+    found = retrying(_scalar, storage, _FIND_BY_ATTR, params)
+    return None if found is None else int(found)
 
 
 @contextlib.contextmanager
@@ -359,20 +443,35 @@ def slot_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[
         with FileLock(f"{storage.engine.url.database}.{key & 0xFFFFFFFF:08x}.lock"):
             yield
         return
-    with storage.engine.connect() as conn:
-        if backend == "postgresql":
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        else:
-            name = f"optuna-search-{key & 0xFFFFFFFF:08x}"
-            conn.execute(sqlalchemy.text("SELECT GET_LOCK(:n, 600)"), {"n": name})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+    if backend == "postgresql":
+        lock = sqlalchemy.text("SELECT pg_advisory_lock(:n)")
+        unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:n)")
+        name: Any = key
+    else:
+        lock = sqlalchemy.text("SELECT GET_LOCK(:n, 600)")
+        unlock = sqlalchemy.text("SELECT RELEASE_LOCK(:n)")
+        name = f"optuna-search-{key & 0xFFFFFFFF:08x}"
+    conn = retrying(_locked_connection, storage, lock, name, what="slot lock")
+    try:
+        yield
+    finally:
+        try:
+            conn.execute(unlock, {"n": name})
+            conn.close()
+        except Exception:
+            # The connection died: the server released the lock with it. Never return a
+            # connection that may still hold the lock to the pool.
+            conn.invalidate()
+
+
+def _locked_connection(storage: optuna.storages.RDBStorage, lock: Any, name: Any) -> Any:
+    conn = storage.engine.connect()
+    try:
+        conn.execute(lock, {"n": name})
+    except BaseException:
+        conn.invalidate()
+        raise
+    return conn
 
 
 def set_finished_trial_user_attr(
@@ -383,13 +482,18 @@ def set_finished_trial_user_attr(
     Used to record a retrain's result on the trial it retrained. It is the same upsert
     Optuna runs on its own table, without the "trial is still running" check.
     """
+    retrying(_upsert_user_attr, storage, trial_id, key, json.dumps(value), what="retrain record")
+
+
+def _upsert_user_attr(
+    storage: optuna.storages.RDBStorage, trial_id: int, key: str, payload: str
+) -> None:
     table = sqlalchemy.table(
         "trial_user_attributes",
         sqlalchemy.column("trial_id"),
         sqlalchemy.column("key"),
         sqlalchemy.column("value_json"),
     )
-    payload = json.dumps(value)
     with storage.engine.begin() as conn:
         updated = conn.execute(
             table.update()

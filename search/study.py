@@ -122,15 +122,46 @@ def open_study(
         study.set_metric_names(list(config.objectives))
     study.set_user_attr("identity", identity(config))
     study.set_user_attr("config_file", str(config.path))
-    study.set_user_attr("config_yaml", yaml.safe_dump(config.raw, sort_keys=False))
+    # With its name, so that a worker on another host can run from the stored config alone.
+    stored = {"name": config.name, **{k: v for k, v in config.raw.items() if k != "name"}}
+    study.set_user_attr("config_yaml", yaml.safe_dump(stored, sort_keys=False))
     study.set_user_attr("objectives", list(config.objectives))
     study.set_user_attr("max_params", config.max_params)
     study.set_user_attr("max_macs", config.max_macs)
     study.set_user_attr("trials", config.trials)
     for label, params in config.enqueue:
         study.enqueue_trial(params, user_attrs={"enqueued": label}, skip_if_exists=True)
+    from optuna_dashboard import save_note
+
+    save_note(study, study_note(config))
     study.set_user_attr("setup_complete", True)
     return study, not exists
+
+
+def study_note(config: StudyConfig) -> str:
+    """The study's note in optuna-dashboard: what it searches, how, and the config itself."""
+    space = config.space
+    names = space.param_names()
+    training = [n for n in names if n in space.training]
+    objectives = ", ".join(
+        f"`{o}` ({d})" for o, d in zip(config.objectives, config.directions, strict=True)
+    )
+    trials = f"{config.trials} trained trials" if config.trials else "no trial count"
+    budget = f"{config.max_params:,} parameters" + (
+        f", {config.max_macs:,} MACs" if config.max_macs else ""
+    )
+    enqueued = ", ".join(label for label, _ in config.enqueue) or "none"
+    body = yaml.safe_dump(config.raw, sort_keys=False).rstrip()
+    return (
+        f"## {config.name}\n\n{config.description}\n\n"
+        f"- objectives: {objectives}\n- budget: {budget} (over-budget configurations are "
+        f"rejected before training; see the user attrs `verdict` and `reason`)\n"
+        f"- {trials}; sampler `{config.sampler.name}`; pruner `{config.pruner.name}`\n"
+        f"- searched: {len(names) - len(training)} architecture and {len(training)} training "
+        f"parameters\n- data: {config.data.dataset}, {config.data.val_size:,} validation "
+        f"images\n- enqueued first: {enqueued}\n\n"
+        f"Config (`{config.path.name}`):\n\n```yaml\n{body}\n```\n"
+    )
 
 
 def stored_config(study: optuna.Study) -> dict[str, Any]:

@@ -8,12 +8,18 @@
 - stops when the study holds its trial count of trained trials, waiting first for trials
   still running elsewhere (if one of them dies, its retry still needs a worker);
 - treats rejected configurations as free: they do not count, but a run that only ever
-  proposes rejected or already-trained configurations stops with a clear message.
+  proposes rejected or already-trained configurations stops with a clear message;
+- stops cleanly on SIGINT/SIGTERM: the running trial is recorded as failed with the reason
+  (never left RUNNING) and re-queued to resume from its checkpoint; a second signal exits at
+  once.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +28,9 @@ from typing import Any
 import optuna
 
 from search import storage as storage_mod
+from search.artifacts import artifact_store
 from search.config import StudyConfig
-from search.objective import Objective, StudyFull, TrialOutcome
+from search.objective import Interrupted, Objective, Signals, StudyFull, TrialOutcome
 from search.study import make_sampler, open_study
 
 MAX_FRUITLESS = 5000
@@ -42,6 +49,10 @@ class WorkerOptions:
     grace_period: int = 30
     poll_seconds: float = 2.0
     """How often a worker with nothing left to start checks on trials running elsewhere."""
+    share_gpu: bool = False
+    """Several workers train on this GPU: reserve each trial's memory in the shared ledger."""
+    dry_run: float | None = None
+    """Seconds each trial sleeps instead of training (see ``Objective.dry_run``)."""
 
 
 @dataclass
@@ -49,6 +60,8 @@ class WorkerSummary:
     outcomes: list[TrialOutcome] = field(default_factory=list)
     seconds: float = 0.0
     stop_reason: str = ""
+    signal: str | None = None
+    """SIGINT or SIGTERM when a signal stopped the worker."""
 
     def count(self, *outcomes: str) -> int:
         return sum(o.outcome in outcomes for o in self.outcomes)
@@ -82,6 +95,12 @@ def run_worker(
     study, _ = open_study(
         config, storage, sampler=make_sampler(config, worker=options.worker, offset=offset)
     )
+    signals = Signals()
+    ledger = None
+    if options.share_gpu and options.device.startswith("cuda"):
+        from search.gpu import cuda_ledger
+
+        ledger = cuda_ledger()
     objective = Objective(
         config=config,
         storage=storage,
@@ -90,15 +109,39 @@ def run_worker(
         checkpoint_dir=Path(config.checkpoints),
         log=log,
         compile=options.compile,
+        signals=signals,
+        memory_ledger=ledger,
+        dry_run=options.dry_run,
+        artifact_store=artifact_store(config.artifacts),
+        worker_name=_worker_name(options),
     )
     summary = WorkerSummary(outcomes=objective.outcomes)
+
+    def on_signal(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if signals.received is not None:
+            log(f"{name} again: exiting at once")
+            os._exit(128 + signum)
+        signals.received = name
+        log(
+            f"{name}: stopping; the running trial is recorded and re-queued ({name} again to "
+            "exit at once)"
+        )
+        if signals.in_training:
+            raise Interrupted(name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     state = {"fruitless": 0, "rejected_logged": 0}
 
     def done() -> str | None:
         """Why this worker should stop now, or None. Waits while trials run elsewhere."""
+        if signals.received:
+            return f"stopped by {signals.received}"
         if config.trials is None:
             return None
         while True:
+            if signals.received:
+                return f"stopped by {signals.received}"
             held = storage_mod.count_slots(storage, study_id)
             if held < config.trials or storage_mod.count_waiting(storage, study_id):
                 return None
@@ -106,7 +149,9 @@ def run_worker(
             if running == 0:
                 return f"the study has its {config.trials} trained trials"
             # Fail trials whose worker died (their retries are re-queued), then look again.
-            optuna.storages.fail_stale_trials(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
             time.sleep(options.poll_seconds)
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -131,22 +176,40 @@ def run_worker(
             summary.stop_reason = reason
             study.stop()
 
-    reason = done()
-    if reason is not None:
-        summary.stop_reason = reason
-    else:
-        with _quiet_optuna():
-            study.optimize(
-                objective,
-                timeout=options.timeout,
-                callbacks=[after_trial],
-                catch=(StudyFull,),
-                gc_after_trial=False,
-            )
-        if not summary.stop_reason:
-            summary.stop_reason = "timeout reached" if options.timeout else "stopped"
+    try:
+        reason = done()
+        if reason is not None:
+            summary.stop_reason = reason
+        else:
+            with _quiet_optuna():
+                study.optimize(
+                    objective,
+                    timeout=options.timeout,
+                    callbacks=[after_trial],
+                    catch=(StudyFull,),
+                    gc_after_trial=False,
+                )
+            if not summary.stop_reason:
+                summary.stop_reason = "timeout reached" if options.timeout else "stopped"
+    except Interrupted:
+        summary.stop_reason = f"stopped by {signals.received}"
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    summary.signal = signals.received
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _worker_name(options: WorkerOptions) -> str:
+    """``host/w0`` plus the GPU the worker sees, e.g. ``gpu-box/w3/gpu1``."""
+    import platform
+
+    name = f"{platform.node()}/w{options.worker}"
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if options.device.startswith("cuda"):
+        name += f"/gpu{gpu}" if gpu else f"/{options.device}"
+    return name
 
 
 class _quiet_optuna:

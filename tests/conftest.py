@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -47,3 +48,84 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+class PrivateServer:
+    """A PostgreSQL server of the test's own (initdb into a temporary folder, a free port),
+    so that a test can restart it without touching the machine's shared server."""
+
+    def __init__(self) -> None:
+        import pwd
+        import shutil
+        import socket
+        import tempfile
+
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not bindir:
+            pytest.fail("PostgreSQL server binaries not found under /usr/lib/postgresql")
+        self.bin = bindir[-1]
+        self.folder = Path(tempfile.mkdtemp(prefix="optuna-search-pg-", dir="/tmp"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.as_postgres: list[str] = []
+        if os.geteuid() == 0:  # the server refuses to run as root
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+            self.as_postgres = ["runuser", "-u", "postgres", "--"]
+        self._shutil = shutil
+        self._run(
+            "initdb",
+            "-D",
+            str(self.folder / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        )
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "study")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/study"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [*self.as_postgres, str(self.bin / tool), *args],
+            check=True,
+            capture_output=True,
+            cwd="/tmp",
+        )
+
+    def _ctl(self, *args: str) -> None:
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.folder / "data"),
+            "-l",
+            str(self.folder / "log"),
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1",
+            "-w",
+            *args,
+        )
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def restart(self) -> None:
+        """Stop (terminating every connection) and start again."""
+        self._ctl("restart", "-m", "fast")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._ctl("stop", "-m", "immediate")
+        self._shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivateServer]:
+    server = PrivateServer()
+    try:
+        yield server
+    finally:
+        server.close()
