@@ -639,7 +639,8 @@ def _prepare_run(
         resolve_device(device)
     except DeviceError as e:
         raise UsageError(str(e)) from None
-    _check_cpu_time(config, device, explicit)
+    if not getattr(args, "launched", False):  # the launcher checked it once for all workers
+        _check_cpu_time(config, device, explicit)
     data = _load_run_data(config)
     return config, url, device, data
 
@@ -1229,6 +1230,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="workers sharing this GPU: reserve GPU memory per trial",
     )
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
     heartbeat_args(p)
     p.set_defaults(handler=_cmd_worker)
 
@@ -1315,4 +1317,8 @@ def run(argv: Sequence[str] | None = None) -> Any:
 
 
 if __name__ == "__main__":
-    run()
+    # Run through the imported module, so that its exceptions (UsageError) are one class
+    # whether raised here or by the modules it calls.
+    from search.cli import run as _run
+
+    _run()

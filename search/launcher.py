@@ -65,7 +65,7 @@ def launch(
         if slot.visible_gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.visible_gpu
         cmd = [sys.executable, "-m", "search.cli", "worker", *worker_args,
-               "--device", slot.device, "--worker-index", str(index)]  # fmt: skip
+               "--device", slot.device, "--worker-index", str(index), "--launched"]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1, start_new_session=True)  # fmt: skip
         procs.append(proc)

@@ -266,6 +266,7 @@ class Objective:
         config = TrainConfig(**recipe)
         try:
             with self._reserve_memory(trial, candidate.spec, config):
+                self._reset_peak_memory()
                 self.signals.in_training = True
                 if self.signals.received:
                     raise Interrupted(self.signals.received)
@@ -313,6 +314,11 @@ class Objective:
             "epoch_seconds", round(result.train_seconds / max(1, len(result.history)), 3)
         )
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
+        if self.device.startswith("cuda"):  # to check the memory estimate against
+            import torch
+
+            peak = torch.cuda.max_memory_allocated() / 2**30
+            trial.set_user_attr("peak_memory_gib", round(peak, 2))
         self._finish(trial, curve, losses, started, "completed")
         if self.artifact_store is not None and result.model is not None:
             from search.artifacts import upload_weights
@@ -378,18 +384,24 @@ class Objective:
         return final, float(trial.user_attrs[self.config.objectives[1]])
 
     def _reserve_memory(self, trial: optuna.Trial, spec: Any, config: Any) -> Any:
-        """Hold this trial's estimated GPU memory in the shared ledger (when there is one)."""
+        """Hold this trial's estimated GPU memory in the shared ledger (when there is one).
+
+        On a GPU the estimate is recorded either way (``memory_estimate_gib``, beside the
+        measured ``peak_memory_gib``), so that it can be checked.
+        """
         import contextlib
 
-        if self.memory_ledger is None:
+        if not self.device.startswith("cuda"):
             return contextlib.nullcontext()
         from model.estimate import training_memory_bytes
         from search.gpu import CONTEXT_BYTES
 
         data_bytes = sum(s.images.numel() for s in (self._data.train, self._data.val))
-        need = training_memory_bytes(spec, batch_size=config.batch_size) + data_bytes
-        need += CONTEXT_BYTES
-        trial.set_user_attr("memory_estimate_gib", round(need / 2**30, 2))
+        trained = training_memory_bytes(spec, batch_size=config.batch_size)
+        trial.set_user_attr("memory_estimate_gib", round((trained + data_bytes) / 2**30, 2))
+        if self.memory_ledger is None:
+            return contextlib.nullcontext()
+        need = trained + data_bytes + CONTEXT_BYTES
 
         def waiting(nbytes: int, free: int) -> None:
             self.log(
@@ -398,6 +410,12 @@ class Objective:
             )
 
         return self.memory_ledger.reserve(need, on_wait=waiting)
+
+    def _reset_peak_memory(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
 
     def _release_cuda_cache(self) -> None:
         # The caching allocator keeps freed blocks; give them back so that other workers on

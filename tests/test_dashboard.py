@@ -1,0 +1,132 @@
+"""``optuna-search dashboard``: optuna-dashboard on a real study's storage, read over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def start_dashboard(url: str, cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    """The real command; returns once it answers HTTP."""
+    env = {k: v for k, v in os.environ.items() if k != "OPTUNA_SEARCH_STORAGE"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "search.cli",
+            "dashboard",
+            "--study",
+            "smoke",
+            "--storage",
+            url,
+            "--port",
+            str(port),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "exited")
+        try:
+            get(f"http://127.0.0.1:{port}/api/meta")
+            return proc
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("the dashboard never answered")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A smoke study run for real, and the dashboard serving it: (storage URL, port)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'study.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    proc = run_cli("run", "--study", "smoke", "--storage", url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    port = free_port()
+    dashboard = start_dashboard(url, tmp_path, port)
+    try:
+        yield url, port
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+
+
+def test_dashboard_serves_the_study_its_trials_and_artifacts(served: tuple[str, int]) -> None:
+    _, port = served
+    base = f"http://127.0.0.1:{port}"
+    studies = json.loads(get(f"{base}/api/studies"))["study_summaries"]
+    smoke = next(s for s in studies if s["study_name"] == "smoke")
+    detail = json.loads(get(f"{base}/api/studies/{smoke['study_id']}"))
+    assert detail["objective_names"] == ["val_accuracy"]
+    assert "## smoke" in detail["note"]["body"] and "```yaml" in detail["note"]["body"]
+    trials = detail["trials"]
+    rejected = [
+        t
+        for t in trials
+        if any(a["key"] == "verdict" and a["value"] != "feasible" for a in t["user_attrs"])
+    ]
+    assert rejected, "the rejected configurations show their verdict as user attrs"
+    with_files = [t for t in trials if t["artifacts"]]
+    assert with_files
+    completed = next(t for t in with_files if t["state"] == "Complete")
+    names = {a["filename"]: a for a in completed["artifacts"]}
+    assert set(names) == {"learning_curve.json", "model.pt"}
+    curve = names["learning_curve.json"]
+    body = json.loads(
+        get(f"{base}/artifacts/{smoke['study_id']}/{completed['trial_id']}/{curve['artifact_id']}")
+    )
+    assert body["trial"] == completed["number"] and len(body["val_accuracy"]) == len(body["epoch"])
+    weights = get(
+        f"{base}/artifacts/{smoke['study_id']}/{completed['trial_id']}/"
+        f"{names['model.pt']['artifact_id']}"
+    )
+    assert weights[:2] == b"PK"  # a torch.save zip archive
+    page = get(f"{base}/dashboard/studies/{smoke['study_id']}")
+    assert b"<html" in page.lower()
+
+
+def test_dashboard_binds_to_loopback_and_reports_a_busy_port(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        proc = run_cli(
+            "dashboard",
+            "--storage",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            "--port",
+            str(port),
+            cwd=tmp_path,
+        )
+    assert proc.returncode == 2
+    assert "cannot listen on 127.0.0.1" in proc.stderr and "--port" in proc.stderr
