@@ -193,12 +193,13 @@ def _parse_timeout(value: Any, path: Path) -> float | None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(value))
+    # Seconds, or a number with a unit; the command line passes "3600" as text.
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
     if not m or float(m.group(1)) <= 0:
         raise ConfigError(
             path, "timeout", f"{value!r} is not a duration: give seconds or e.g. 90m, 12h, 2d"
         )
-    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 class _Section:

@@ -350,11 +350,25 @@ class Objective:
 
         assert candidate.spec is not None and self.dry_run is not None
         started = time.perf_counter()
+        params = trial.user_attrs["params"]
+        depth = min(candidate.spec.depth, 30)
+        lr_miss = abs(math.log(recipe.get("lr", 0.1) / 0.1))
+        final = 0.40 + 0.07 * math.log10(params) + 0.002 * depth - 0.02 * lr_miss
+        epochs = recipe["epochs"]
+        curve = [final * (1 - 0.5 ** (e + 1)) for e in range(epochs)]
         self.signals.in_training = True
         try:
-            if self.signals.received:
-                raise Interrupted(self.signals.received)
-            time.sleep(self.dry_run)
+            # The sleep is spread over the epochs, reported one by one as training would.
+            for epoch, value in enumerate(curve, 1):
+                if self.signals.received:
+                    raise Interrupted(self.signals.received)
+                time.sleep(self.dry_run / epochs)
+                if not self.config.multi_objective:
+                    trial.report(value, epoch)
+                    if trial.should_prune():
+                        self._finish(trial, curve[:epoch], [], started, "pruned")
+                        self._done(trial, "pruned", f"dry run, at epoch {epoch}", value)
+                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
         except Interrupted as e:
             trial.set_user_attr("outcome", "interrupted")
             trial.set_user_attr("reason", f"interrupted by {e}")
@@ -362,19 +376,6 @@ class Objective:
             raise
         finally:
             self.signals.in_training = False
-        params = trial.user_attrs["params"]
-        depth = min(candidate.spec.depth, 30)
-        lr_miss = abs(math.log(recipe.get("lr", 0.1) / 0.1))
-        final = 0.40 + 0.07 * math.log10(params) + 0.002 * depth - 0.02 * lr_miss
-        epochs = recipe["epochs"]
-        curve = [final * (1 - 0.5 ** (e + 1)) for e in range(epochs)]
-        for epoch, value in enumerate(curve, 1):
-            if not self.config.multi_objective:
-                trial.report(value, epoch)
-                if trial.should_prune():
-                    self._finish(trial, curve[:epoch], [], started, "pruned")
-                    self._done(trial, "pruned", f"dry run, at epoch {epoch}", value)
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
         trial.set_user_attr("val_accuracy", final)
         trial.set_user_attr("dry_run", True)
         self._finish(trial, curve, [], started, "completed")

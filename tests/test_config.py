@@ -528,6 +528,7 @@ def test_bad_case_ids_are_unique() -> None:
         ("45s", 45.0),
         ("600", 600.0),
         ("7200.5", 7200.5),
+        ('"600"', 600.0),  # text, as the command line's --timeout passes it
         ("null", None),
     ],
 )
