@@ -217,13 +217,13 @@ class Objective:
     def _train(
         self, trial: optuna.Trial, candidate: Candidate, recipe: dict[str, Any], key: str
     ) -> float | tuple[float, float]:
+        assert candidate.spec is not None
+        if self.dry_run is not None:  # before importing the engine: a dry run never needs torch
+            return self._dry_train(trial, candidate, recipe)
         from model.checkpoint import load_checkpoint
         from model.engine import OutOfMemory, TrainingDiverged, train
         from model.recipe import TrainConfig
 
-        assert candidate.spec is not None
-        if self.dry_run is not None:
-            return self._dry_train(trial, candidate, recipe)
         if self._data is None:
             self._data = self.load_data()
         environment = self._environment_attrs()

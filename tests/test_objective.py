@@ -128,6 +128,23 @@ def test_rejection_does_not_even_import_torch(tmp_path: Path) -> None:
     assert "REJECTED 40 TORCH False" in out.stdout, out.stdout + out.stderr
 
 
+def test_a_dry_run_never_imports_torch(tmp_path: Path) -> None:
+    """Dry-run workers stand in for GPU work in the stress tests and the scaling benchmark:
+    importing torch (seconds per process on a busy machine) would be charged to the service."""
+    code = textwrap.dedent(f"""
+        import sys
+        from search.cli import main
+        try:
+            main(["run", "--study", "smoke", "--storage", "sqlite:///{tmp_path / "d.db"}",
+                  "--dry-run", "0", "--n-trials", "3"])
+        except SystemExit as e:
+            print("EXIT", e.code)
+        print("HEAVY", [m for m in ("torch", "torchvision") if m in sys.modules])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert "3 trained" in out.stdout and "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
 def test_feasible_trial_trains_reports_and_records(tmp_path: Path) -> None:
     storage, study, objective = _setup(tmp_path)
     trial, value = _run_one(study, objective, SMALL)
