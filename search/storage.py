@@ -182,8 +182,15 @@ class BufferedRDBStorage(optuna.storages.RDBStorage):
         """Commit the buffered writes in one transaction, with bulk inserts.
 
         The same checks as Optuna's own writes: the trial must still be running, and a
-        parameter's distribution must be compatible with the study's earlier ones.
+        parameter's distribution must be compatible with the study's earlier ones. Like every
+        other storage call, it retries through a lost connection (a database restart).
         """
+        if self._retry:
+            retrying(self._flush, what="flush")
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._pending_lock:
             pending, self._pending = self._pending, []
             if not pending:
@@ -301,7 +308,7 @@ def _flushing(name: str) -> Any:
 
     def attempt(self: BufferedRDBStorage, *args: Any, **kwargs: Any) -> Any:
         if self._pending:
-            self.flush()
+            self._flush()  # retried with the call, as a whole
         return method(self, *args, **kwargs)
 
     def flush_first(self: BufferedRDBStorage, *args: Any, **kwargs: Any) -> Any:

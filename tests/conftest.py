@@ -112,6 +112,9 @@ class PrivateServer:
     def start(self) -> None:
         self._ctl("start")
 
+    def stop(self) -> None:
+        self._ctl("stop", "-m", "fast")
+
     def restart(self) -> None:
         """Stop (terminating every connection) and start again."""
         self._ctl("restart", "-m", "fast")

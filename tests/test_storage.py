@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import optuna
@@ -24,6 +25,7 @@ from search.storage import (
     set_finished_trial_user_attr,
     slot_lock,
 )
+from tests.conftest import PrivateServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -133,6 +135,23 @@ def test_slot_queries(url: str) -> None:
     assert find_trial_by_attr(storage, sid, "config_key", "abc", "RUNNING") is None
     with slot_lock(storage, "s"):
         pass
+
+
+def test_buffered_writes_wait_out_a_database_outage(private_pg: PrivateServer) -> None:
+    """A worker flushes its trial's writes when it claims a slot: a database that is down at
+    that moment (a restart) must delay the write, not fail the worker."""
+    storage = open_storage(private_pg.url)
+    study = optuna.create_study(storage=storage, study_name="outage")
+    trial = study.ask()
+    trial.set_user_attr("counted", True)  # buffered
+    private_pg.stop()
+    back = threading.Timer(2.0, private_pg.start)
+    back.start()
+    try:
+        storage.flush()
+    finally:
+        back.join()
+    assert storage.get_trial(trial._trial_id).user_attrs == {"counted": True}
 
 
 def test_user_attr_on_a_finished_trial(url: str) -> None:
