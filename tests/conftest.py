@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +38,51 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_dashboard(url: str, cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    """``optuna-search dashboard`` on the smoke study, as a user would start it; returns once
+    it answers HTTP. Its output goes to ``cwd/dashboard.log`` (a pipe nobody reads could fill
+    and stall it), shown if it exits early."""
+    env = {k: v for k, v in os.environ.items() if k != "OPTUNA_SEARCH_STORAGE"}
+    log_path = cwd / "dashboard.log"
+    with log_path.open("wb") as log:
+        command = ["dashboard", "--study", "smoke", "--storage", url, "--port", str(port)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "search.cli", *command],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(log_path.read_text())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/meta", timeout=30):
+                return proc
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("the dashboard did not answer within 60 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, and kill what does not exit within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
@@ -57,7 +106,6 @@ class PrivateServer:
     def __init__(self) -> None:
         import pwd
         import shutil
-        import socket
         import tempfile
 
         bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
@@ -65,9 +113,7 @@ class PrivateServer:
             pytest.fail("PostgreSQL server binaries not found under /usr/lib/postgresql")
         self.bin = bindir[-1]
         self.folder = Path(tempfile.mkdtemp(prefix="optuna-search-pg-", dir="/tmp"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.as_postgres: list[str] = []
         if os.geteuid() == 0:  # the server refuses to run as root
             user = pwd.getpwnam("postgres")

@@ -11,12 +11,6 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +20,7 @@ import pytest
 
 from search.config import load_config
 from search.report import build_sections, read_rows, write_report
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli, start_dashboard, stop
 
 CHROMIUM_FLAGS = [
     # Playwright adds --headless and a new empty --user-data-dir (launch_persistent_context).
@@ -184,60 +178,17 @@ def test_report_renders_without_errors(
 # optuna-dashboard, started by the project's CLI
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``optuna-search dashboard`` on a smoke study, as a subprocess; yields its base URL."""
     tmp = tmp_path_factory.mktemp("dashboard")
     url, _ = _study_of(tmp, "smoke")
-    port = _free_port()
-    log = (tmp / "dashboard.log").open("w")
-    env = {k: v for k, v in os.environ.items() if k != "OPTUNA_SEARCH_STORAGE"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "dashboard",
-            "--study",
-            "smoke",
-            "--storage",
-            url,
-            "--port",
-            str(port),
-        ],
-        cwd=tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+    port = free_port()
+    proc = start_dashboard(url, tmp, port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "dashboard.log").read_text()
-            try:
-                with urllib.request.urlopen(base + "/api/studies", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "the dashboard did not answer within 60 s"
-            time.sleep(0.3)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop(proc)
 
 
 def test_dashboard_shows_the_study(browser: Any, screenshots: Path, dashboard: str) -> None:

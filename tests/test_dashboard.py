@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,52 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port, run_cli, start_dashboard, stop
 
 
 def get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.read()
-
-
-def start_dashboard(url: str, cwd: Path, port: int) -> subprocess.Popen[bytes]:
-    """The real command; returns once it answers HTTP."""
-    env = {k: v for k, v in os.environ.items() if k != "OPTUNA_SEARCH_STORAGE"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "dashboard",
-            "--study",
-            "smoke",
-            "--storage",
-            url,
-            "--port",
-            str(port),
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "exited")
-        try:
-            get(f"http://127.0.0.1:{port}/api/meta")
-            return proc
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("the dashboard never answered")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -77,8 +33,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     try:
         yield url, port
     finally:
-        dashboard.terminate()
-        dashboard.wait(timeout=30)
+        stop(dashboard)
 
 
 def test_dashboard_serves_the_study_its_trials_and_artifacts(served: tuple[str, int]) -> None:
