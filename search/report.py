@@ -248,6 +248,18 @@ def _hover(rows: Sequence[Row]) -> tuple[list[list[Any]], str]:
     return data, template
 
 
+def _steps(xs: Sequence[float], ys: Sequence[float], name: str) -> go.Scatter:
+    """A staircase in the front's colour: the Pareto front, or the best accuracy so far."""
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"shape": "hv", "color": COLOURS["front"], "width": 2},
+        name=name,
+        hoverinfo="skip",
+    )
+
+
 def _size(row: Row, key: str) -> float | None:
     value = row.params if key == "params" else row.macs
     return float(value) if _is_number(value) and value > 0 else None
@@ -321,18 +333,7 @@ def figure_accuracy_vs_size(
             right = float(max_params)  # the best reachable under the budget, up to the line
         xs.append(right)
         ys.append(ys[-1])
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"shape": "hv", "color": COLOURS["front"], "width": 2},
-                name=front_name,
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=1,
-        )
+        fig.add_trace(_steps(xs, ys, front_name), row=1, col=1)
         if multi:
             data, template = _hover(front_rows)
             fig.add_trace(
@@ -512,16 +513,7 @@ def figure_history(rows: Sequence[Row], *, objective: str) -> Section:
         last = max(r.number for r in trained)
         xs = [b[0] for b in best] + [last]
         ys = [b[1] for b in best] + [best[-1][1]]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"shape": "hv", "color": COLOURS["front"], "width": 2},
-                name="best so far",
-                hoverinfo="skip",
-            )
-        )
+        fig.add_trace(_steps(xs, ys, "best so far"))
     fig.update_xaxes(title_text="trial number")
     fig.update_yaxes(title_text="validation accuracy", tickformat=".1~%")
     _layout(
