@@ -1170,6 +1170,25 @@ def build_parser() -> argparse.ArgumentParser:
             "storage:, else sqlite:///optuna-search.db)",
         )
 
+    def trial_args(p: argparse.ArgumentParser) -> None:
+        """The flags of both commands that run trials: ``run`` and ``worker``."""
+        storage_arg(p)
+        p.add_argument(
+            "--n-trials",
+            type=int,
+            metavar="N",
+            help="trained trials the study should hold in total (default: the config's)",
+        )
+        p.add_argument(
+            "--timeout",
+            metavar="DURATION",
+            help="stop starting trials after this (seconds, or 90m, 12h)",
+        )
+        p.add_argument("--data-dir", metavar="DIR", help="override the config's data_dir")
+        p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
+        p.add_argument("--compile", action="store_true", help="torch.compile each trial's model")
+        heartbeat_args(p)
+
     p = study_parser("validate", "check a study config without touching storage (no torch)")
     p.set_defaults(handler=_cmd_validate)
 
@@ -1180,21 +1199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_space)
 
     p = study_parser("run", "create or resume a study and run its trials (the main job)")
-    storage_arg(p)
-    p.add_argument(
-        "--n-trials",
-        type=int,
-        metavar="N",
-        help="trained trials the study should hold in total (default: the config's)",
-    )
-    p.add_argument(
-        "--timeout",
-        metavar="DURATION",
-        help="stop starting trials after this (seconds, or 90m, 12h)",
-    )
-    p.add_argument("--data-dir", metavar="DIR", help="override the config's data_dir")
-    p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
-    p.add_argument("--compile", action="store_true", help="torch.compile each trial's model")
+    trial_args(p)
     p.add_argument(
         "--gpus",
         type=_int_list,
@@ -1211,17 +1216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=int, metavar="K", help="K worker processes on --device (e.g. the CPU)"
     )
-    heartbeat_args(p)
     p.set_defaults(handler=_cmd_run)
 
     p = study_parser("worker", "join a study as one more worker, from any host")
-    storage_arg(p)
+    trial_args(p)
     p.add_argument("--gpu", type=int, metavar="N", help="use only GPU N (CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--device", metavar="cpu|cuda|cuda:N", help="default: cuda if present")
-    p.add_argument("--n-trials", type=int, metavar="N", help="the study's total (default: config)")
-    p.add_argument("--timeout", metavar="DURATION", help="stop starting trials after this")
-    p.add_argument("--data-dir", metavar="DIR", help="override the config's data_dir")
-    p.add_argument("--compile", action="store_true", help="torch.compile each trial's model")
     p.add_argument(
         "--trials-per-gpu",
         type=int,
@@ -1231,7 +1230,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
-    heartbeat_args(p)
     p.set_defaults(handler=_cmd_worker)
 
     p = study_parser("best", "the best trial (or Pareto set) with its retrain command")
