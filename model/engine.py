@@ -2,11 +2,12 @@
 
 Every trial of a search is one call of :func:`train`, so its speed is the cost of the search.
 Following airbench, the uint8 data set is moved to the device once; each epoch shuffles and
-augments it there in batches (crop, flip, cutout, normalisation), with no DataLoader, no PIL
-and no per-sample Python. On CUDA it trains in bf16 autocast with channels_last, cuDNN
-autotuning and a fused optimizer, and synchronises with the host only where a figure is
-read (loss checks every ``sync_every`` steps, the end of each epoch). The same code runs on
-the CPU in fp32, which is how the tests exercise it.
+augments it there at the epoch's start (crop, flip, cutout, normalisation), with no
+DataLoader, no PIL and no per-sample Python, and a step slices its batch out of that. On
+CUDA it trains in bf16 autocast with channels_last, cuDNN autotuning and a fused optimizer,
+and synchronises with the host only where a figure is read (loss checks every
+``sync_every`` steps, the end of each epoch). The same code runs on the CPU in fp32, which is
+how the tests exercise it.
 
 Example:
     >>> from model.data import load_data
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from model.accounting import count_params
-from model.augment import Normalizer, augment, cutout
+from model.augment import Normalizer, augment_epoch
 from model.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from model.data import CIFAR10_MEAN, CIFAR10_STD, DataSplits, Split
 from model.network import build_model
@@ -334,23 +335,24 @@ def _train(
         timer.start()
         loss_sum = torch.zeros((), device=device)
         order = torch.randperm(n, generator=generator, device=device)
+        epoch_x, epoch_y = augment_epoch(
+            train_x,
+            train_y,
+            order=order[: steps_per_epoch * batch],
+            normalizer=normalizer,
+            generator=generator,
+            crop_padding=config.crop_padding,
+            flip=config.flip,
+            cutout_size=config.cutout,
+        )
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
             lr = lr_at(step, config=config, steps_per_epoch=steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = order[i * batch : (i + 1) * batch]
-            x = augment(
-                train_x[idx],
-                generator=generator,
-                crop_padding=config.crop_padding,
-                flip=config.flip,
-            )
-            x = normalizer(x)
-            if config.cutout:
-                x = cutout(x, size=config.cutout, generator=generator)
+            x = epoch_x[i * batch : (i + 1) * batch]  # views: a step launches no data kernels
             with _autocast(device):
-                loss = criterion(step_model(x), train_y[idx])
+                loss = criterion(step_model(x), epoch_y[i * batch : (i + 1) * batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -360,6 +362,7 @@ def _train(
             if (not cuda or (i + 1) % sync_every == 0) and not torch.isfinite(loss_sum):
                 raise TrainingDiverged(epoch=epoch + 1, step=step + 1, loss=loss.item())
         seconds = timer.stop()
+        del epoch_x, epoch_y  # free before evaluation and the next epoch's buffer
         train_loss = loss_sum.item() / steps_per_epoch
         if not math.isfinite(train_loss):
             raise TrainingDiverged(epoch=epoch + 1, step=step + 1, loss=train_loss)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from model.augment import Normalizer, augment, cutout, random_crop, random_flip
+from model.augment import (
+    Normalizer,
+    augment,
+    augment_epoch,
+    cutout,
+    random_crop,
+    random_flip,
+)
 
 
 def _images(n: int = 16) -> torch.Tensor:
@@ -57,3 +64,37 @@ def test_normalizer_matches_the_formula() -> None:
     torch.testing.assert_close(norm(x), (x.float() / 255 - mean) / std)
     cl = Normalizer((0.5,) * 3, (0.2,) * 3, dtype=torch.bfloat16, channels_last=True)(x)
     assert cl.dtype == torch.bfloat16 and cl.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_an_epoch_is_the_shuffled_set_each_image_cropped_and_flipped_in_chunks() -> None:
+    x, y = _images(10), torch.arange(10)
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    identity = Normalizer((0.0,) * 3, (1 / 255,) * 3)  # normalising leaves the pixel values
+    out, labels = augment_epoch(
+        x, y, order=order, normalizer=identity, generator=torch.Generator().manual_seed(0), chunk=3
+    )
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert torch.equal(labels, y[order])
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4)).float()
+    for i, source in enumerate(order.tolist()):
+        windows = [
+            padded[source, :, dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)
+        ]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in windows)
+
+
+def test_an_epoch_comes_in_the_models_dtype_and_layout_with_cutout() -> None:
+    x, y = _images(8), torch.arange(8)
+    norm = Normalizer((0.5,) * 3, (0.25,) * 3, dtype=torch.bfloat16, channels_last=True)
+    out, _ = augment_epoch(
+        x,
+        y,
+        order=torch.arange(8),
+        normalizer=norm,
+        generator=torch.Generator().manual_seed(0),
+        cutout_size=8,
+    )
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    batch = out[2:6]  # what a training step takes: a view, still channels_last
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    assert ((out[:, 0] == 0).sum(dim=(1, 2)) >= 16).all()  # every image has its square
