@@ -66,7 +66,7 @@ def training_memory_bytes(
 
     Weights, gradients and SGD momentum in fp32 (``state_bytes``), plus for each conv the
     input autograd saves, the batch-norm input and the ReLU output at ``activation_bytes``
-    each (bf16 on CUDA). The uint8 data set on the device is not included.
+    each (bf16 on CUDA). The data set is :func:`data_memory_bytes`.
     """
     params = count_params(spec)
     per_image = 3 * INPUT_SIZE * INPUT_SIZE  # the normalised input batch
@@ -78,3 +78,16 @@ def training_memory_bytes(
         # the first block's shortcut conv saves its own BN input too.
         per_image += b * 2 * 3 * c * side * side + c * side * side
     return 3 * params * state_bytes + per_image * batch_size * activation_bytes
+
+
+def data_memory_bytes(*, train_images: int, val_images: int, input_bytes: int = 2) -> int:
+    """Device memory of the data: the uint8 training and validation images, plus the epoch
+    of augmented, normalised training inputs the engine prepares (``input_bytes`` a value:
+    bf16 on CUDA).
+
+    Example:
+        >>> round(data_memory_bytes(train_images=45_000, val_images=5_000) / 2**20)
+        410
+    """
+    pixels = 3 * INPUT_SIZE * INPUT_SIZE
+    return (train_images + val_images) * pixels + train_images * pixels * input_bytes

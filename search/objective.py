@@ -394,10 +394,11 @@ class Objective:
 
         if not self.device.startswith("cuda"):
             return contextlib.nullcontext()
-        from model.estimate import training_memory_bytes
+        from model.estimate import data_memory_bytes, training_memory_bytes
         from search.gpu import CONTEXT_BYTES
 
-        data_bytes = sum(s.images.numel() for s in (self._data.train, self._data.val))
+        data = self._data
+        data_bytes = data_memory_bytes(train_images=len(data.train), val_images=len(data.val))
         trained = training_memory_bytes(spec, batch_size=config.batch_size)
         trial.set_user_attr("memory_estimate_gib", round((trained + data_bytes) / 2**30, 2))
         if self.memory_ledger is None:
