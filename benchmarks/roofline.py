@@ -23,50 +23,28 @@ a real loop reaching a fraction f of it would reach more than f of any exact bou
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from dataclasses import dataclass
 
-from model.accounting import count_macs
+from model.accounting import Conv, convs, count_macs
 from model.architectures import architecture
-from model.spec import INPUT_SIZE, ResNetSpec
 
 OUTPUT_PASSES = {"eager": 16, "fused": 11, "ideal": 3}
 INPUT_PASSES = 3
 BYTES = 2  # bf16 activations
 
 
-@dataclass(frozen=True, slots=True)
-class ConvUnit:
-    part: str
-    macs: int
-    input_elements: int
-    output_elements: int
-
-
-def conv_units(spec: ResNetSpec) -> Iterator[ConvUnit]:
-    """Every conv of the network with its MACs and activation sizes, for one image."""
-    side, c_in = INPUT_SIZE, spec.stem_channels
-    yield ConvUnit("stem", 3 * c_in * 9 * side * side, 3 * side * side, c_in * side * side)
-    for i in range(spec.num_layers):
-        c, f, out = spec.channels[i], spec.kernels[i], spec.map_sizes[i]
-        part, inp, o = f"layer{i + 1}", c_in * side * side, c * out * out
-        yield ConvUnit(part, c_in * c * f * f * out * out, inp, o)
-        if spec.strides[i] != 1 or c_in != c:
-            k = spec.shortcut_kernels[i]
-            yield ConvUnit(part, c_in * c * k * k * out * out, inp, o)
-        for _ in range(2 * spec.blocks[i] - 1):
-            yield ConvUnit(part, c * c * f * f * out * out, o, o)
-        side, c_in = out, c
+def bytes_moved(conv: Conv, *, mode: str) -> int:
+    """The bf16 activation bytes one conv unit moves per image, forward and backward."""
+    inputs, outputs = conv.c_in * conv.in_side**2, conv.c_out * conv.out_side**2
+    return BYTES * (INPUT_PASSES * inputs + OUTPUT_PASSES[mode] * outputs)
 
 
 def seconds_per_image(
-    units: list[ConvUnit], *, mode: str, peak_flops: float, bandwidth: float
+    units: list[Conv], *, mode: str, peak_flops: float, bandwidth: float
 ) -> dict[str, float]:
     """Lower bound of each part's training time per image, in seconds."""
     parts: dict[str, float] = {}
     for u in units:
-        moved = BYTES * (INPUT_PASSES * u.input_elements + OUTPUT_PASSES[mode] * u.output_elements)
-        t = max(6 * u.macs / peak_flops, moved / bandwidth)
+        t = max(6 * u.macs / peak_flops, bytes_moved(u, mode=mode) / bandwidth)
         parts[u.part] = parts.get(u.part, 0.0) + t
     return parts
 
@@ -82,7 +60,7 @@ def main() -> None:
     args = p.parse_args()
 
     spec = architecture(args.arch)
-    units = list(conv_units(spec))
+    units = list(convs(spec))
     peak, bw = args.peak_tflops * 1e12, args.bandwidth_tbs * 1e12
     ridge = peak / bw
     print(
@@ -104,11 +82,7 @@ def main() -> None:
         print(line)
     for part in dict.fromkeys(u.part for u in units):
         macs = sum(u.macs for u in units if u.part == part)
-        moved = sum(
-            BYTES * (INPUT_PASSES * u.input_elements + OUTPUT_PASSES["eager"] * u.output_elements)
-            for u in units
-            if u.part == part
-        )
+        moved = sum(bytes_moved(u, mode="eager") for u in units if u.part == part)
         intensity = 6 * macs / moved
         bound = "memory" if intensity < ridge else "compute"
         print(f"  {part:7} eager intensity {intensity:6.0f} FLOP/byte: {bound}-bound")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from model.accounting import PartCost, breakdown, count_macs, count_params
+from model.accounting import Conv, PartCost, breakdown, convs, count_macs, count_params
 from model.architectures import (
     NAMED_ARCHITECTURES,
     PAPER_TABLES,
@@ -32,6 +32,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Conv",
     "NAMED_ARCHITECTURES",
     "PAPER_TABLES",
     "PartCost",
@@ -40,6 +41,7 @@ __all__ = [
     "UnknownArchitectureError",
     "architecture",
     "breakdown",
+    "convs",
     "count_macs",
     "count_params",
     "make_spec",

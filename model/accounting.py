@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from model.spec import INPUT_SIZE, ResNetSpec
@@ -33,34 +34,59 @@ class PartCost:
     macs: int
 
 
-def _conv_bn(c_in: int, c_out: int, kernel: int, side: int) -> tuple[int, int]:
-    """A bias-free conv followed by batch norm (weight and bias): (params, MACs)."""
-    weights = c_in * c_out * kernel * kernel
-    return weights + 2 * c_out, weights * side * side
+@dataclass(frozen=True, slots=True)
+class Conv:
+    """One bias-free convolution of the network and the batch norm after it."""
+
+    part: str
+    c_in: int
+    c_out: int
+    kernel: int
+    in_side: int
+    out_side: int
+
+    @property
+    def params(self) -> int:
+        return self.c_in * self.c_out * self.kernel**2 + 2 * self.c_out  # + BN weight, bias
+
+    @property
+    def macs(self) -> int:
+        return self.c_in * self.c_out * self.kernel**2 * self.out_side**2
+
+
+def convs(spec: ResNetSpec) -> Iterator[Conv]:
+    """Every convolution in forward order, shortcuts after their block's first conv.
+
+    Example:
+        >>> from model.spec import make_spec
+        >>> spec = make_spec(blocks=[1], channels=[8])
+        >>> [(c.part, c.c_in, c.c_out, c.kernel) for c in convs(spec)]
+        [('stem', 3, 64, 3), ('layer1', 64, 8, 3), ('layer1', 64, 8, 1), ('layer1', 8, 8, 3)]
+    """
+    side, c_in = INPUT_SIZE, spec.stem_channels
+    yield Conv("stem", 3, c_in, 3, side, side)
+    for i in range(spec.num_layers):
+        c, f, out, part = spec.channels[i], spec.kernels[i], spec.map_sizes[i], f"layer{i + 1}"
+        yield Conv(part, c_in, c, f, side, out)
+        if spec.strides[i] != 1 or c_in != c:
+            yield Conv(part, c_in, c, spec.shortcut_kernels[i], side, out)
+        for _ in range(2 * spec.blocks[i] - 1):
+            yield Conv(part, c, c, f, out, out)
+        side, c_in = out, c
 
 
 def breakdown(spec: ResNetSpec) -> list[PartCost]:
     """Parameters and MACs per part: ``stem``, ``layer1`` .. ``layerN``, ``head``."""
-    params, macs = _conv_bn(3, spec.stem_channels, 3, INPUT_SIZE)
-    parts = [PartCost("stem", INPUT_SIZE, params, macs)]
-    c_in = spec.stem_channels
-    for i in range(spec.num_layers):
-        c, f, side = spec.channels[i], spec.kernels[i], spec.map_sizes[i]
-        # The first block changes stride and width; the other B-1 are identical c -> c blocks.
-        p1, m1 = _conv_bn(c_in, c, f, side)
-        p2, m2 = _conv_bn(c, c, f, side)
-        params, macs = p1 + p2, m1 + m2
-        if spec.strides[i] != 1 or c_in != c:
-            ps, ms = _conv_bn(c_in, c, spec.shortcut_kernels[i], side)
-            params, macs = params + ps, macs + ms
-        params += (spec.blocks[i] - 1) * 2 * p2
-        macs += (spec.blocks[i] - 1) * 2 * m2
-        parts.append(PartCost(f"layer{i + 1}", side, params, macs))
-        c_in = c
-    features = c_in * spec.pooled_size * spec.pooled_size
+    parts: dict[str, PartCost] = {}
+    for conv in convs(spec):
+        before = parts.get(conv.part, PartCost(conv.part, conv.out_side, 0, 0))
+        parts[conv.part] = PartCost(
+            conv.part, conv.out_side, before.params + conv.params, before.macs + conv.macs
+        )
+    features = spec.channels[-1] * spec.pooled_size * spec.pooled_size
     linear = features * spec.num_classes
-    parts.append(PartCost("head", spec.pooled_size, linear + spec.num_classes, linear))
-    return parts
+    head = PartCost("head", spec.pooled_size, linear + spec.num_classes, linear)
+    return [*parts.values(), head]
 
 
 def count_params(spec: ResNetSpec) -> int:

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from torch import nn
 
-from model.accounting import breakdown, count_macs, count_params
+from model.accounting import breakdown, convs, count_macs, count_params
 from model.architectures import architecture
 from model.network import build_model
 from model.spec import ResNetSpec, make_spec
@@ -45,6 +45,17 @@ def test_analytic_counts_equal_the_built_model(spec: ResNetSpec) -> None:
     with torch.no_grad():
         out = net(torch.zeros(2, 3, 32, 32))
     assert out.shape == (2, spec.num_classes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(valid_specs())
+def test_convs_are_the_built_models_convolutions(spec: ResNetSpec) -> None:
+    built = [
+        (m.in_channels, m.out_channels, m.kernel_size[0])
+        for m in build_model(spec).modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    assert sorted((c.c_in, c.c_out, c.kernel) for c in convs(spec)) == sorted(built)
 
 
 def test_breakdown_parts_and_map_sizes() -> None:
