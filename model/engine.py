@@ -350,9 +350,9 @@ def _train(
             lr = lr_at(step, config=config, steps_per_epoch=steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x = epoch_x[i * batch : (i + 1) * batch]  # views: a step launches no data kernels
+            rows = slice(i * batch, (i + 1) * batch)  # views: a step launches no data kernels
             with _autocast(device):
-                loss = criterion(step_model(x), epoch_y[i * batch : (i + 1) * batch])
+                loss = criterion(step_model(epoch_x[rows]), epoch_y[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
