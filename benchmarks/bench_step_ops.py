@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 import torch
@@ -24,20 +25,16 @@ from model.architectures import architecture
 from model.augment import Normalizer, augment, augment_epoch, cutout
 from model.data import CIFAR10_MEAN, CIFAR10_STD
 from model.network import build_model
-from model.spec import ResNetSpec, make_spec
+from model.spec import ResNetSpec
 
 Feed = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _narrow(spec: ResNetSpec, width: int) -> ResNetSpec:
     """The architecture's topology with every width divided by ``width``, to count quickly."""
-    return make_spec(
-        blocks=spec.blocks,
-        channels=[max(1, c // width) for c in spec.channels],
-        kernels=spec.kernels,
-        shortcut_kernels=spec.shortcut_kernels,
-        strides=spec.strides,
-        pool=spec.pool,
+    return replace(
+        spec,
+        channels=tuple(max(1, c // width) for c in spec.channels),
         stem_channels=max(1, spec.stem_channels // width),
     )
 
