@@ -464,11 +464,14 @@ def slot_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[
     finally:
         try:
             conn.execute(unlock, {"n": name})
-            conn.close()
         except Exception:
             # The connection died: the server released the lock with it. Never return a
             # connection that may still hold the lock to the pool.
             conn.invalidate()
+        # The lock is released. Closing rolls back, which fails if the connection died just
+        # now (a restart); the pool then discards the connection, and nothing is lost.
+        with contextlib.suppress(sqlalchemy.exc.DBAPIError):
+            conn.close()
 
 
 def _locked_connection(storage: optuna.storages.RDBStorage, lock: Any, name: Any) -> Any:

@@ -137,6 +137,37 @@ def test_slot_queries(url: str) -> None:
         pass
 
 
+def _terminate(storage: optuna.storages.RDBStorage, pid: int) -> None:
+    """Kill one server process, as a database restart does to every connection."""
+    with sqlalchemy.create_engine(storage.engine.url).connect() as admin:
+        admin.execute(sqlalchemy.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+@pytest.mark.parametrize("when", ["while held", "after the unlock"])
+def test_slot_lock_survives_its_connection_dying(pg_url: str, when: str) -> None:
+    """A restart that kills the lock's connection (the server then releases the lock) must
+    not fail the worker, wherever the kill lands, and the lock must be free afterwards."""
+    storage = open_storage(pg_url)
+    backend: list[int] = []
+
+    @sqlalchemy.event.listens_for(storage.engine, "after_cursor_execute")
+    def kill(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "pg_advisory_lock" in statement:
+            backend.append(conn.connection.dbapi_connection.info.backend_pid)  # type: ignore[attr-defined]
+        if "pg_advisory_unlock" in statement and when == "after the unlock":
+            _terminate(storage, backend[-1])  # the unlock ran; closing the connection fails
+
+    with slot_lock(storage, "s"):
+        if when == "while held":
+            _terminate(storage, backend[-1])
+    held = sqlalchemy.text(
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    with storage.engine.connect() as conn:
+        assert conn.execute(held).scalar() == 0
+
+
 def test_buffered_writes_wait_out_a_database_outage(private_pg: PrivateServer) -> None:
     """A worker flushes its trial's writes when it claims a slot: a database that is down at
     that moment (a restart) must delay the write, not fail the worker."""

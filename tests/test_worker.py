@@ -82,8 +82,14 @@ def _wait_for(log: Path, pattern: str, timeout: float = 120) -> re.Match[str]:
     raise AssertionError(f"{pattern!r} never appeared in {log}:\n{log.read_text()}")
 
 
-def _finish(procs: list[subprocess.Popen[bytes]], timeout: float = 240) -> list[int]:
-    return [p.wait(timeout=timeout) for p in procs]
+def _finish(procs: list[subprocess.Popen[bytes]], logs: list[Path], timeout: float = 240) -> None:
+    """Wait for every worker; any that fails has its whole log printed (pytest shows captured
+    output in full, where an assertion message is cut short)."""
+    codes = [p.wait(timeout=timeout) for p in procs]
+    for code, log in zip(codes, logs, strict=True):
+        if code != 0:
+            print(f"===== {log.name} exited {code} =====\n{log.read_text()}")
+    assert codes == [0] * len(procs), codes
 
 
 def _study(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -114,7 +120,7 @@ def test_a_killed_worker_is_failed_retried_and_resumed(url: str, tmp_path: Path)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     killed = int(m.group(1))
-    assert _finish(others) == [0, 0], [log.read_text() for log in logs[1:]]
+    _finish(others, logs[1:])
 
     trials = _study(url, "crash")
     states = collections.Counter(t.state for t in trials)
@@ -144,19 +150,15 @@ def test_workers_ride_out_a_database_restart(tmp_path: Path, private_pg: Private
     private_pg.restart()  # every connection is terminated
     time.sleep(1)
     private_pg.restart()
-    assert _finish([first, second]) == [0, 0], [log.read_text() for log in logs]
+    _finish([first, second], logs)
     trials = _study(private_pg.url, "fast")
     assert len(_trained(trials)) == 40
-    assert not [
-        t
-        for t in trials
-        if t.state
-        in (
-            optuna.trial.TrialState.RUNNING,
-            optuna.trial.TrialState.FAIL,
-            optuna.trial.TrialState.WAITING,
-        )
-    ]
+    states = collections.Counter(t.state for t in trials)
+    assert states[optuna.trial.TrialState.RUNNING] == states[optuna.trial.TrialState.WAITING] == 0
+    # Nothing failed but, at the very end, a surplus trial (sampled while the other worker
+    # took the last slot): the restarts lost no trial.
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) <= 1 and all(t.user_attrs["outcome"] == "surplus" for t in failed)
     out = "".join(log.read_text() for log in logs)
     assert "retrying" in out  # the restart was noticed and ridden out, not missed
 
@@ -172,7 +174,7 @@ def test_stress_four_workers_fifty_trials_each(url: str, tmp_path: Path) -> None
 
     open_study(load_config(str(config)), open_storage(url))
     procs = [_worker(config, url, log, "--dry-run", "0.01") for log in logs]
-    assert _finish(procs, timeout=600) == [0, 0, 0, 0], [log.read_text()[-2000:] for log in logs]
+    _finish(procs, logs, timeout=600)
     trials = _study(url, "fast")
     assert len(_trained(trials)) == 280
     # A worker that samples while the last slots are taken records its trial as a surplus
@@ -241,7 +243,7 @@ def test_enqueued_trials_are_taken_exactly_once(url: str, tmp_path: Path) -> Non
     first = _worker(config, url, logs[0], "--dry-run", "0")
     _wait_for(logs[0], r"trial \d+: completed")
     procs = [first] + [_worker(config, url, log, "--dry-run", "0") for log in logs[1:]]
-    assert _finish(procs) == [0, 0, 0, 0], [log.read_text()[-2000:] for log in logs]
+    _finish(procs, logs)
     trials = _study(url, "queue")
     taken = collections.Counter(
         t.user_attrs["enqueued"] for t in trials if "enqueued" in t.user_attrs
