@@ -139,7 +139,8 @@ def test_slot_queries(url: str) -> None:
 
 def _terminate(storage: optuna.storages.RDBStorage, pid: int) -> None:
     """Kill one server process, as a database restart does to every connection."""
-    with sqlalchemy.create_engine(storage.engine.url).connect() as admin:
+    admin_engine = sqlalchemy.create_engine(storage.engine.url, poolclass=sqlalchemy.NullPool)
+    with admin_engine.connect() as admin:  # no pool: nothing left connected afterwards
         admin.execute(sqlalchemy.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
 
