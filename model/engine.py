@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -39,89 +39,29 @@ from model.data import CIFAR10_MEAN, CIFAR10_STD, DataSplits, Split
 from model.network import build_model
 from model.recipe import RESUME_FREE, TrainConfig, lr_at
 from model.spec import ResNetSpec
+from model.training import (
+    CheckpointMismatch,
+    DeviceError,
+    EpochRecord,
+    OutOfMemory,
+    TrainingDiverged,
+    TrainingError,
+    TrainResult,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class EpochRecord:
-    """The figures of one epoch, as the per-epoch callback and the history see them."""
-
-    epoch: int
-    """1-based."""
-    train_loss: float
-    val_accuracy: float | None
-    """None when the run has no validation split."""
-    lr: float
-    """Learning rate at the end of the epoch."""
-    seconds: float
-    """Training time of the epoch (evaluation excluded), CUDA events on a GPU."""
-    images_per_second: float
-    eval_seconds: float
-
-
-@dataclass
-class TrainResult:
-    spec: ResNetSpec
-    config: TrainConfig
-    history: list[EpochRecord]
-    params: int
-    device: str
-    seconds: float
-    """Wall time of the whole run in this process, evaluation included."""
-    test_accuracy: float | None = None
-    stopped_early: bool = False
-    resumed_from_epoch: int = 0
-    model: nn.Module | None = field(default=None, repr=False)
-    """The trained network (the EMA weights when ``ema_decay`` is on), on the CPU."""
-
-    @property
-    def epochs(self) -> int:
-        return len(self.history)
-
-    @property
-    def val_accuracy(self) -> float | None:
-        return self.history[-1].val_accuracy if self.history else None
-
-    @property
-    def train_seconds(self) -> float:
-        return sum(r.seconds for r in self.history)
-
-    @property
-    def images_per_second(self) -> float:
-        """Training images per second, leaving out the first epoch (autotuning) when possible."""
-        steady = self.history[1:] or self.history
-        seconds = sum(r.seconds for r in steady)
-        return sum(r.images_per_second * r.seconds for r in steady) / seconds if seconds else 0.0
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot go on; the process stays usable for the next run."""
-
-
-class TrainingDiverged(TrainingError):
-    def __init__(self, *, epoch: int, step: int, loss: float) -> None:
-        self.epoch, self.step, self.loss = epoch, step, loss
-        super().__init__(
-            f"training diverged: loss {loss} at epoch {epoch}, step {step}; "
-            "lower the learning rate or add warm-up"
-        )
-
-
-class OutOfMemory(TrainingError):
-    def __init__(self, *, batch_size: int, device: str, detail: str) -> None:
-        self.batch_size, self.device = batch_size, device
-        first = detail.strip().splitlines()[0] if detail.strip() else ""
-        super().__init__(
-            f"out of memory on {device} with batch size {batch_size}; "
-            f"use a smaller batch or a smaller model ({first})"
-        )
-
-
-class DeviceError(TrainingError):
-    """The requested device does not exist on this machine."""
-
-
-class CheckpointMismatch(TrainingError):
-    """A checkpoint written by a different architecture or recipe."""
+__all__ = [
+    "CheckpointMismatch",
+    "DeviceError",
+    "EpochRecord",
+    "OutOfMemory",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingError",
+    "device_name",
+    "evaluate",
+    "resolve_device",
+    "train",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -276,7 +216,9 @@ def _train(
     torch.manual_seed(config.seed)
     net = build_model(spec)
     params = count_params(spec)
-    net = net.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    # Module.to(device, memory_format=...) works at runtime; no overload in torch's stubs has both.
+    net = net.to(device, memory_format=memory_format)  # type: ignore[call-overload]
     generator = torch.Generator(device=device).manual_seed(config.seed)
     optimizer = torch.optim.SGD(
         net.parameters(),
@@ -309,7 +251,7 @@ def _train(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         restore_rng(state["rng"], generator)
-        history = [EpochRecord(**r) for r in state["history"]]
+        history = [EpochRecord.from_dict(r) for r in state["history"]]
         resumed_from = len(history)
 
     train_x = data.train.images.to(device, non_blocking=True)
@@ -325,7 +267,13 @@ def _train(
     n = len(train_x)
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch  # drop the last partial batch: fixed shapes for cuDNN/compile
-    step_model = torch.compile(net) if config.compile and cuda else net
+    step_model: nn.Module = net
+    if config.compile and cuda:
+        # The stubs type torch.compile as returning a bare callable; on a module it returns
+        # an OptimizedModule, which evaluate() needs for train()/eval().
+        compiled = torch.compile(net)
+        assert isinstance(compiled, nn.Module)
+        step_model = compiled
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     timer = _Timer(device)
     stopped_early = False

@@ -11,38 +11,60 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import Field, asdict, dataclass, field, fields
+from typing import Any, get_type_hints
 
 SCHEDULES = ("cosine", "linear", "paper")
 """Learning-rate schedules: ``cosine`` and ``linear`` decay to zero per iteration after a
 linear warm-up; ``paper`` is CosineAnnealingLR(T_max=epochs) stepped once per epoch."""
 
 
+def _recipe_field(
+    default: Any, help: str, *, searchable: bool = True, result_free: bool = False
+) -> Any:
+    """A recipe field with what the rest of the project derives from it.
+
+    ``help`` is the ``train`` flag's help text; ``searchable`` fields may be fixed or searched
+    by a study config (``space.training``); ``result_free`` fields do not change the numbers a
+    run produces (a checkpoint resumes across them, and they are no part of a trial's
+    identity).
+    """
+    return field(
+        default=default,
+        metadata={"help": help, "searchable": searchable, "result_free": result_free},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     """A training recipe. The defaults are the paper's recipe for its 95.95% run."""
 
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "paper"
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    ema_decay: float = 0.0
+    epochs: int = _recipe_field(200, "epochs to train")
+    batch_size: int = _recipe_field(128, "images per step")
+    lr: float = _recipe_field(0.1, "peak learning rate")
+    momentum: float = _recipe_field(0.9, "SGD momentum")
+    nesterov: bool = _recipe_field(False, "Nesterov momentum")
+    weight_decay: float = _recipe_field(5e-4, "L2 weight decay")
+    schedule: str = _recipe_field(
+        "paper", "paper: cosine stepped per epoch; cosine, linear: per step after warm-up"
+    )
+    warmup_epochs: float = _recipe_field(0.0, "linear warm-up, in epochs")
+    label_smoothing: float = _recipe_field(0.0, "label smoothing of the loss")
+    ema_decay: float = _recipe_field(0.0, "weight EMA, e.g. 0.999 (0: off)")
     """Exponential moving average of the weights (0: off); evaluation then uses the average."""
-    crop_padding: int = 4
-    flip: bool = True
-    cutout: int = 0
-    tta: bool = False
+    crop_padding: int = _recipe_field(4, "random-crop padding")
+    flip: bool = _recipe_field(True, "random horizontal flips")
+    cutout: int = _recipe_field(0, "cutout square size (0: off)")
+    tta: bool = _recipe_field(False, "flip at evaluation")
     """Evaluate on each image and its mirror image, averaging the logits."""
-    seed: int = 0
-    compile: bool = False
+    seed: int = _recipe_field(0, "random seed", searchable=False)
+    compile: bool = _recipe_field(
+        False, "torch.compile the model (CUDA)", searchable=False, result_free=True
+    )
     """torch.compile the model (CUDA only: a first epoch of compilation buys faster steps)."""
-    eval_batch_size: int = 1000
+    eval_batch_size: int = _recipe_field(
+        1000, "images per evaluation batch", searchable=False, result_free=True
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -75,8 +97,17 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-# Recipe fields that do not change the numbers a run produces: a checkpoint resumes across them.
-RESUME_FREE = frozenset({"compile", "eval_batch_size"})
+RECIPE_FIELDS: tuple[Field[Any], ...] = fields(TrainConfig)
+
+_HINTS = get_type_hints(TrainConfig)
+FIELD_TYPES: dict[str, type] = {f.name: _HINTS[f.name] for f in RECIPE_FIELDS}
+"""The type of each recipe field (``int``, ``float``, ``bool`` or ``str``)."""
+
+SEARCHABLE = tuple(f.name for f in RECIPE_FIELDS if f.metadata["searchable"])
+"""The fields a study may search or fix (``space.training``)."""
+
+RESUME_FREE = frozenset(f.name for f in RECIPE_FIELDS if f.metadata["result_free"])
+"""Fields that do not change the numbers a run produces: a checkpoint resumes across them."""
 
 
 def lr_at(step: int, *, config: TrainConfig, steps_per_epoch: int) -> float:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -207,6 +208,15 @@ def make_spec(
         stem_channels=stem_channels,
         num_classes=num_classes,
     )
+
+
+SPEC_DEFAULTS: dict[str, object] = {
+    name: p.default
+    for name, p in inspect.signature(make_spec).parameters.items()
+    if p.default is not inspect.Parameter.empty and p.default is not None
+}
+"""The defaults of every architecture field that has one (kernels, shortcut kernels, pool,
+stem channels, classes), read off :func:`make_spec`: the one place they are written."""
 
 
 def spec_from_dict(data: dict[str, object]) -> ResNetSpec:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from hypothesis import strategies as st
 
 from model.spec import INPUT_SIZE, ResNetSpec, make_spec
@@ -16,7 +18,8 @@ def valid_specs(draw: st.DrawFn, *, max_layers: int = 4, max_width: int = 12) ->
         s = draw(st.sampled_from([s for s in (1, 2, 4) if s <= side]))
         strides.append(s)
         side = -(-side // s)
-    pool = draw(st.one_of(st.just("global"), st.integers(1, side)))
+    global_pool: st.SearchStrategy[Literal["global"]] = st.just("global")
+    pool = draw(st.one_of(global_pool, st.integers(1, side)))
     return make_spec(
         blocks=draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)),
         channels=draw(st.lists(st.integers(1, max_width), min_size=n, max_size=n)),

@@ -23,6 +23,7 @@ def _hooked_macs(net: nn.Module) -> int:
             k = module.kernel_size[0] * module.kernel_size[1]
             total += out.numel() * module.in_channels // module.groups * k
         else:
+            assert isinstance(module, nn.Linear)  # the only other kind hooked below
             total += out.numel() * module.in_features
 
     handles = [

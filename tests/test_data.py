@@ -11,13 +11,14 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from model import data
+from model import data, sources
 from model.data import (
     CACHE_NAME,
     CIFAR10_CLASSES,
@@ -130,7 +131,7 @@ def no_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("converted again instead of reading the cache")
 
-    monkeypatch.setattr(data, "_read_source", refuse)
+    monkeypatch.setattr(sources, "read_source", refuse)
 
 
 @pytest.fixture
@@ -273,7 +274,7 @@ def test_cache_is_written_then_read_without_the_source(
 
     for split in ("train", "test"):
         (tmp_path / "data" / split).rename(tmp_path / f"moved-{split}")
-    monkeypatch.setattr(data, "_read_source", _refuse)
+    monkeypatch.setattr(sources, "read_source", _refuse)
     train, test, source = load(tmp_path / "data")
     assert same(train, first[0]) and same(test, first[1]) and source == first[2]
     expected.check(train, "train")
@@ -288,7 +289,7 @@ def test_cache_is_used_while_the_source_is_unchanged(
 ) -> None:
     write_batches(tmp_path / "cifar-10-batches-py")
     first = load(tmp_path)
-    monkeypatch.setattr(data, "_read_source", _refuse)
+    monkeypatch.setattr(sources, "read_source", _refuse)
     again = load(tmp_path)
     assert same(again[0], first[0]) and again[2] == first[2]
 
@@ -339,7 +340,7 @@ def test_read_only_data_dir_falls_back_to_xdg_cache(
     assert source.endswith(f"(cache {fallback})")
     assert same(got, train)
 
-    monkeypatch.setattr(data, "_read_source", _refuse)
+    monkeypatch.setattr(sources, "read_source", _refuse)
     again, _, source_again = load(root)
     assert same(again, train) and source_again == source
 
@@ -367,14 +368,14 @@ def test_parallel_loads_convert_once(
 ) -> None:
     write_batches(tmp_path / "cifar-10-batches-py")
     calls = []
-    real = data._read_source
+    real = sources.read_source
 
-    def slow_read(*args: object, **kwargs: object):
+    def slow_read(source: sources.Source, *, progress: bool) -> sources.Raw:
         calls.append(1)
         time.sleep(0.3)  # keep the others waiting on the lock
-        return real(*args, **kwargs)
+        return real(source, progress=progress)
 
-    monkeypatch.setattr(data, "_read_source", slow_read)
+    monkeypatch.setattr(sources, "read_source", slow_read)
     results: list[tuple[Split, Split, str]] = []
     threads = [threading.Thread(target=lambda: results.append(load(tmp_path))) for _ in range(4)]
     for t in threads:
@@ -407,7 +408,7 @@ def test_failed_download_is_fast_and_explains(
     tmp_path: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A refused local port: fails the same way with or without network, and never downloads.
-    monkeypatch.setattr(data, "CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    monkeypatch.setattr(sources, "CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
     import torchvision.datasets.utils  # noqa: F401  (import time is not download time)
 
     start = time.perf_counter()
@@ -513,6 +514,15 @@ def test_subsets_come_from_the_seeded_orders() -> None:
     assert len(set(ids(sub.test))) == 20 and ids(sub.test) != list(range(20))
 
 
+class _SplitSizes(TypedDict, total=False):
+    """The integer options of ``make_splits`` that the error cases vary."""
+
+    val_size: int
+    train_subset: int
+    test_subset: int
+    num_classes: int
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -525,9 +535,10 @@ def test_subsets_come_from_the_seeded_orders() -> None:
         ({"num_classes": 5}, "labels run from 0 to 9 but num_classes=5"),
     ],
 )
-def test_split_errors(kwargs: dict[str, int], message: str) -> None:
+def test_split_errors(kwargs: _SplitSizes, message: str) -> None:
+    options: _SplitSizes = {"val_size": 10, **kwargs}
     with pytest.raises(DataError, match=message):
-        make_splits(numbered(100), numbered(20), **{"val_size": 10, **kwargs})
+        make_splits(numbered(100), numbered(20), **options)
 
 
 def test_split_to_device_and_validation() -> None:

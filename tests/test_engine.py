@@ -31,7 +31,8 @@ def data() -> DataSplits:
     return load_data(dataset="synthetic", val_size=200, synthetic_size=(1000, 200), seed=0)
 
 
-def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+def _same_weights(a: torch.nn.Module | None, b: torch.nn.Module | None) -> bool:
+    assert a is not None and b is not None  # train() always returns its model
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
@@ -43,6 +44,7 @@ def test_learns_the_synthetic_classes(data: DataSplits) -> None:
     assert result.val_accuracy is not None and result.val_accuracy > 0.5  # chance is 0.1
     assert result.test_accuracy is not None and result.test_accuracy > 0.5
     assert all(r.seconds > 0 and r.images_per_second > 0 for r in result.history)
+    assert result.model is not None
     assert result.params == sum(p.numel() for p in result.model.parameters())
 
 

@@ -10,6 +10,7 @@ from model.architectures import architecture
 
 _path = Path(__file__).parents[1] / "benchmarks" / "roofline.py"
 _spec = importlib.util.spec_from_file_location("roofline", _path)
+assert _spec is not None and _spec.loader is not None, _path
 roofline = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(roofline)
 
