@@ -25,11 +25,13 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import optuna
 import sqlalchemy
+
+from search.record import TrialRecord
 
 
 def _config(cwd: Path) -> Path:
@@ -77,22 +79,27 @@ def run(url: str, workers: int, window: float, seconds: float, cwd: Path) -> tup
     if proc.returncode != 0:
         raise SystemExit(f"run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     study = optuna.load_study(study_name="b453-space", storage=url)
-    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
-    by_worker: dict[str, list[optuna.trial.FrozenTrial]] = {}
-    for t in trials:
-        by_worker.setdefault(str(t.user_attrs.get("worker")), []).append(t)
+    # (trial, start, end) of every finished trial.
+    finished: list[tuple[optuna.trial.FrozenTrial, datetime, datetime]] = [
+        (t, t.datetime_start, t.datetime_complete)
+        for t in study.get_trials(deepcopy=False)
+        if t.datetime_start is not None and t.datetime_complete is not None
+    ]
+    by_worker: dict[str, list[tuple[datetime, datetime]]] = {}
+    for t, start, end in finished:
+        by_worker.setdefault(str(TrialRecord.of(t).worker), []).append((start, end))
     if len(by_worker) != workers:
         raise SystemExit(f"expected {workers} workers in the study, found {len(by_worker)}")
     # The steady state: every worker has started, none has stopped.
-    t0 = max(min(t.datetime_start for t in ts) for ts in by_worker.values())
-    t1 = min(max(t.datetime_complete for t in ts) for ts in by_worker.values())
+    t0 = max(min(start for start, _ in spans) for spans in by_worker.values())
+    t1 = min(max(end for _, end in spans) for spans in by_worker.values())
     span = (t1 - t0).total_seconds()
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     share = 0.0
-    for t in trials:
-        if t.user_attrs.get("counted") is True and t.state in done:
-            inside = (min(t.datetime_complete, t1) - max(t.datetime_start, t0)).total_seconds()
-            share += max(inside, 0.0) / (t.datetime_complete - t.datetime_start).total_seconds()
+    for t, start, end in finished:
+        if TrialRecord.of(t).counted is True and t.state in done:
+            inside = (min(end, t1) - max(start, t0)).total_seconds()
+            share += max(inside, 0.0) / (end - start).total_seconds()
     return share / span, span
 
 

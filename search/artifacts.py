@@ -20,11 +20,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def artifact_store(folder: str | os.PathLike[str]) -> FileSystemArtifactStore:
@@ -34,7 +38,11 @@ def artifact_store(folder: str | os.PathLike[str]) -> FileSystemArtifactStore:
 
 
 def _upload(
-    store: FileSystemArtifactStore, trial: optuna.Trial, name: str, write: Any, mimetype: str
+    store: FileSystemArtifactStore,
+    trial: optuna.Trial,
+    name: str,
+    write: Callable[[Path], object],
+    mimetype: str,
 ) -> None:
     # The store keeps the file under a fresh id; the name is what the dashboard shows.
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +69,7 @@ def upload_curve(
 def upload_weights(
     store: FileSystemArtifactStore,
     trial: optuna.Trial,
-    model: Any,
+    model: nn.Module,
     spec: dict[str, Any],
     metadata: dict[str, Any],
 ) -> None:

@@ -13,35 +13,41 @@ Example:
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from model.accounting import count_macs, count_params
 from model.architectures import UnknownArchitectureError, architecture
-from model.recipe import TrainConfig
+from model.recipe import FIELD_TYPES, TrainConfig
 from model.spec import SpecError, make_spec
+from search.budget import DEFAULT_MAX_PARAMS, Budget
 from search.space import (
+    ARCH_KEYS,
     TRAINING_KEYS,
     Choice,
     Fixed,
     FloatRange,
     IntRange,
-    Param,
     SearchSpace,
     SpaceError,
     _unknown,
-    build_spec,
 )
+
+SPEC_FIELDS = tuple(k for k in ARCH_KEYS if k != "layers")
+"""The fields of an architecture written out (``make_spec``'s arguments)."""
 
 PROJECT_CONFIGS = Path(__file__).resolve().parent.parent / "study_configs"
 OBJECTIVES = ("val_accuracy", "params", "macs")
-DIRECTIONS = {"val_accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
+    "val_accuracy": "maximize",
+    "params": "minimize",
+    "macs": "minimize",
+}
 SAMPLERS = ("tpe", "random", "gp", "nsga2")
 PRUNERS = ("asha", "hyperband", "median", "none")
 TOP_KEYS = (
@@ -63,20 +69,7 @@ TOP_KEYS = (
 
 # The type each training value must have (bool is not accepted where a number is expected).
 _TRAINING_TYPES: dict[str, type | tuple[type, ...]] = {
-    "epochs": int,
-    "batch_size": int,
-    "lr": (int, float),
-    "momentum": (int, float),
-    "nesterov": bool,
-    "weight_decay": (int, float),
-    "schedule": str,
-    "warmup_epochs": (int, float),
-    "label_smoothing": (int, float),
-    "ema_decay": (int, float),
-    "crop_padding": int,
-    "flip": bool,
-    "cutout": int,
-    "tta": bool,
+    name: (int, float) if kind is float else kind for name, kind in FIELD_TYPES.items()
 }
 
 
@@ -123,8 +116,7 @@ class StudyConfig:
     space: SearchSpace
     description: str = ""
     objectives: tuple[str, ...] = ("val_accuracy",)
-    max_params: int = 5_000_000
-    max_macs: int | None = None
+    budget: Budget = field(default_factory=Budget)
     trials: int | None = None
     timeout: float | None = None
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -139,7 +131,7 @@ class StudyConfig:
     """The YAML as read, for the study's note and export."""
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
         return [DIRECTIONS[o] for o in self.objectives]
 
     @property
@@ -188,7 +180,7 @@ def load_config(study: str) -> StudyConfig:
     return parse_config(raw, path=path)
 
 
-def _parse_timeout(value: Any, path: Path) -> float | None:
+def parse_timeout(value: Any, path: Path) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
@@ -221,7 +213,7 @@ class _Section:
         kind: type | tuple[type, ...],
         default: Any,
         *,
-        check: Any = None,
+        check: Callable[[Any], object] | None = None,
         expected: str = "",
     ) -> Any:
         if name not in self.raw or self.raw[name] is None:
@@ -263,10 +255,13 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
             "objectives",
             "start with val_accuracy, then optionally params or macs (to minimise), each once",
         )
-    budget = _Section(top.raw.get("budget"), "budget", ("max_params", "max_macs"), path)
-    positive = {"check": lambda v: v > 0, "expected": "a positive integer"}
-    max_params = budget.get("max_params", int, 5_000_000, **positive)
-    max_macs = budget.get("max_macs", int, None, **positive)
+    budget_keys = tuple(f.name for f in dataclasses.fields(Budget))
+    budget_s = _Section(top.raw.get("budget"), "budget", budget_keys, path)
+    positive: dict[str, Any] = {"check": lambda v: v > 0, "expected": "a positive integer"}
+    budget = Budget(
+        max_params=budget_s.get("max_params", int, DEFAULT_MAX_PARAMS, **positive),
+        max_macs=budget_s.get("max_macs", int, None, **positive),
+    )
     trials = top.get("trials", int, None, **positive)
 
     sampler_s = _Section(
@@ -376,10 +371,9 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
         space=space,
         description=top.get("description", str, ""),
         objectives=tuple(objectives),
-        max_params=max_params,
-        max_macs=max_macs,
+        budget=budget,
         trials=trials,
-        timeout=_parse_timeout(top.raw.get("timeout"), path),
+        timeout=parse_timeout(top.raw.get("timeout"), path),
         sampler=sampler,
         pruner=pruner,
         data=data,
@@ -411,7 +405,7 @@ def _check_training(space: SearchSpace, path: Path) -> None:
                 name = getattr(kind, "__name__", "number")
                 raise ConfigError(path, where, f"{value!r} is not a valid {key} ({name})")
             try:
-                TrainConfig(**{key: value})
+                TrainConfig.from_dict({key: value})
             except ValueError as e:
                 raise ConfigError(path, where, str(e).split(": ", 1)[-1]) from None
     for key, param in space.training.items():  # each value alone is fine: now together
@@ -449,21 +443,7 @@ def _parse_enqueue(raw: Any, space: SearchSpace, path: Path) -> tuple[tuple[str,
                 raise ConfigError(path, f"{key}.arch", str(e)) from None
             label = label or str(s.raw["arch"])
         else:
-            a = _Section(
-                s.raw["architecture"],
-                f"{key}.architecture",
-                (
-                    "blocks",
-                    "channels",
-                    "kernels",
-                    "shortcut_kernels",
-                    "strides",
-                    "pool",
-                    "stem_channels",
-                    "num_classes",
-                ),
-                path,
-            )
+            a = _Section(s.raw["architecture"], f"{key}.architecture", SPEC_FIELDS, path)
             try:
                 spec = make_spec(**a.raw)
             except (SpecError, TypeError) as e:
@@ -478,73 +458,30 @@ def _parse_enqueue(raw: Any, space: SearchSpace, path: Path) -> tuple[tuple[str,
     return tuple(out)
 
 
-def _structure_values(param: Param) -> list[Any]:
-    """Every value of a structural parameter (layers, stride, pool), or its ends if many."""
-    if isinstance(param, IntRange) and (param.high - param.low) // param.step < 16:
-        return list(range(param.low, param.high + 1, param.step))
-    return param.candidates()
-
-
-def check_feasible(config: StudyConfig, *, limit: int = 50_000) -> None:
-    """Raise unless some configuration of the space is valid and within the budget.
-
-    Parameter count and MACs grow with blocks, channels and kernel sizes, so the smallest
-    configuration for each structure (layer count, strides, pool) takes the smallest of
-    those; the structures themselves are enumerated (up to ``limit`` of them).
-    """
-    space, path = config.space, config.path
-    smallest: tuple[int, int] | None = None
-    first_error = ""
-    tried = 0
-    for n in _structure_values(space.layers):
-        per = {
-            key: [space.per_layer[key].for_layer(i) for i in range(n)] for key in space.per_layer
-        }
-        arch: dict[str, Any] = {"layers": n}
-        for key in ("blocks", "channels", "kernel", "shortcut_kernel"):
-            arch[key] = [min(p.candidates()) for p in per[key]]
-        arch["stem_channels"] = min(space.stem_channels.candidates())
-        arch["num_classes"] = min(space.num_classes.candidates())
-        stride_options = [_structure_values(p) for p in per["stride"]]
-        if space.per_layer["stride"].shared:
-            stride_options = [[v] * n for v in _structure_values(per["stride"][0])]
-            combos: Any = stride_options
-        else:
-            combos = itertools.product(*stride_options)
-        for strides, pool in itertools.product(combos, _structure_values(space.pool)):
-            tried += 1
-            if tried > limit:
-                break
-            try:
-                spec = build_spec({**arch, "stride": list(strides), "pool": pool})
-            except SpecError as e:
-                first_error = first_error or str(e)
-                continue
-            cost = (count_params(spec), count_macs(spec))
-            if smallest is None or cost < smallest:
-                smallest = cost
-            if cost[0] <= config.max_params and (
-                config.max_macs is None or cost[1] <= config.max_macs
-            ):
-                return
-    if smallest is None:
+def check_feasible(config: StudyConfig) -> None:
+    """Raise unless some configuration of the space is valid and within the budget."""
+    found = config.budget.search(config.space)
+    if found.feasible:
+        return
+    if found.smallest is None:
         raise ConfigError(
-            path,
+            config.path,
             "space.architecture",
-            f"no configuration of the space is a valid architecture ({first_error})",
+            f"no configuration of the space is a valid architecture ({found.first_error})",
         )
-    if smallest[0] > config.max_params:
+    params, macs = found.smallest
+    if params > config.budget.max_params:
         raise ConfigError(
-            path,
+            config.path,
             "budget.max_params",
             f"no configuration fits: the smallest in the "
-            f"space has {smallest[0]:,} parameters > {config.max_params:,}",
+            f"space has {params:,} parameters > {config.budget.max_params:,}",
         )
     raise ConfigError(
-        path,
+        config.path,
         "budget.max_macs",
         f"no configuration fits: the smallest in the space "
-        f"needs {smallest[1]:,} MACs > {config.max_macs:,}",
+        f"needs {macs:,} MACs > {config.budget.max_macs:,}",
     )
 
 

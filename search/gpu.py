@@ -29,8 +29,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
+
+if TYPE_CHECKING:
+    from model.data import DataSplits
+    from model.recipe import TrainConfig
+    from model.spec import ResNetSpec
 
 CONTEXT_BYTES = 1 << 30
 """Per-process memory beyond the trial's own: the CUDA context, cuDNN workspaces, the
@@ -118,3 +124,58 @@ def cuda_ledger(*, fraction: float = 0.92) -> MemoryLedger:
     props = torch.cuda.get_device_properties(0)
     ident = str(getattr(props, "uuid", "")) or os.environ.get("CUDA_VISIBLE_DEVICES", "0")
     return MemoryLedger(f"gpu-{ident}", capacity=int(props.total_memory * fraction))
+
+
+class TrialMemory:
+    """The GPU memory of one worker's trials: estimated, reserved, measured, released.
+
+    On a GPU, each trial's estimate (spec, batch size and the data on the device) is held in
+    the shared ledger while it trains (when several workers share the GPU), the peak is
+    measured, and the allocator's cache is given back afterwards so that the other workers
+    can use what the ledger says is free. On the CPU (or in a dry run) it does nothing and
+    never imports torch.
+    """
+
+    def __init__(self, device: str, ledger: MemoryLedger | None = None) -> None:
+        self.cuda = device.startswith("cuda")
+        self.ledger = ledger
+
+    def estimate(self, spec: ResNetSpec, config: TrainConfig, data: DataSplits | None) -> int:
+        """Bytes the trial will need on the device (0 off a GPU)."""
+        if not self.cuda or data is None:
+            return 0
+        from model.estimate import data_memory_bytes, training_memory_bytes
+
+        data_bytes = data_memory_bytes(train_images=len(data.train), val_images=len(data.val))
+        return training_memory_bytes(spec, batch_size=config.batch_size) + data_bytes
+
+    @contextlib.contextmanager
+    def hold(
+        self, nbytes: int, *, on_wait: Callable[[int, int], None] | None = None
+    ) -> Iterator[None]:
+        """Reserve ``nbytes`` (plus the process's context) while the block trains;
+        ``on_wait(needed, unreserved)`` is called once if it has to wait."""
+        if not self.cuda:
+            yield
+            return
+        import torch
+
+        reservation = (
+            self.ledger.reserve(nbytes + CONTEXT_BYTES, on_wait=on_wait)
+            if self.ledger is not None
+            else contextlib.nullcontext()
+        )
+        with reservation:
+            torch.cuda.reset_peak_memory_stats()
+            try:
+                yield
+            finally:
+                torch.cuda.empty_cache()
+
+    def peak_gib(self) -> float | None:
+        """The peak memory of the last trial, in GiB (None off a GPU)."""
+        if not self.cuda:
+            return None
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -22,6 +22,10 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search.config import StudyConfig
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,36 @@ def gpu_slots(gpus: Sequence[int], per_gpu: int) -> list[Slot]:
 
 def device_slots(device: str, count: int) -> list[Slot]:
     return [Slot(f"w{i} {device}", device) for i in range(count)]
+
+
+def worker_argv(
+    *,
+    study: str,
+    config: StudyConfig,
+    heartbeat_interval: int,
+    grace_period: int,
+    data_dir: str | None,
+    compile: bool,
+    trials_per_gpu: int,
+    dry_run: float | None,
+) -> list[str]:
+    """The ``worker`` flags that run the same study the same way as the launcher was asked
+    to (the config's overrides included); each slot adds its device and index."""
+    out = ["--study", study, "--heartbeat-interval", str(heartbeat_interval)]
+    out += ["--grace-period", str(grace_period)]
+    if config.trials is not None:
+        out += ["--n-trials", str(config.trials)]
+    if config.timeout is not None:
+        out += ["--timeout", str(config.timeout)]
+    if data_dir:
+        out += ["--data-dir", data_dir]
+    if compile:
+        out.append("--compile")
+    if trials_per_gpu > 1:
+        out += ["--trials-per-gpu", str(trials_per_gpu)]
+    if dry_run is not None:
+        out += ["--dry-run", str(dry_run)]
+    return out
 
 
 def launch(

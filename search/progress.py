@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from typing import Never
+
+    from tqdm import tqdm
+
+    from model.training import EpochRecord
 
 
 class EpochProgress:
@@ -17,13 +24,13 @@ class EpochProgress:
         self.stream = stream or sys.stderr
         self.total = total
         self.desc = desc
-        self.bar: Any = None
+        self.bar: tqdm[Never] | None = None
         if self.stream.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="epoch", file=self.stream)
 
-    def update(self, record: Any) -> None:
+    def update(self, record: EpochRecord) -> None:
         val = "-" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
         if self.bar is not None:
             if self.bar.n == 0 and record.epoch > 1:  # resumed from a checkpoint

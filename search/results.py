@@ -10,28 +10,24 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
 
-from model.recipe import TrainConfig
-
-_DEFAULT_RECIPE = TrainConfig().to_dict()
-_BOOL_FLAGS = {"nesterov": "--nesterov", "tta": "--tta", "compile": "--compile"}
-
-
-def _join(values: list[int]) -> str:
-    return ",".join(map(str, values))
+from search.flags import arch_args, recipe_args
+from search.record import TrialRecord
 
 
 def train_command(
-    spec: dict[str, Any],
-    recipe: dict[str, Any],
+    spec: Mapping[str, Any],
+    recipe: Mapping[str, Any],
     *,
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
     epochs: int | None = None,
 ) -> str:
     """The ``optuna-search train`` command line for an architecture and recipe.
@@ -40,37 +36,8 @@ def train_command(
     recipe's (a final training usually runs longer than a search trial); ``data`` holds the
     study's data settings (dataset, data_dir, val_size).
     """
-    parts = [
-        "optuna-search",
-        "train",
-        "--blocks",
-        _join(spec["blocks"]),
-        "--channels",
-        _join(spec["channels"]),
-        "--strides",
-        _join(spec["strides"]),
-    ]
-    kernels, shortcuts = spec["kernels"], spec["shortcut_kernels"]
-    parts += ["--kernel", str(kernels[0]) if len(set(kernels)) == 1 else _join(kernels)]
-    parts += [
-        "--shortcut-kernel",
-        str(shortcuts[0]) if len(set(shortcuts)) == 1 else _join(shortcuts),
-    ]
-    parts += ["--pool", str(spec["pool"])]
-    if spec.get("stem_channels", 64) != 64:
-        parts += ["--stem-channels", str(spec["stem_channels"])]
-    if spec.get("num_classes", 10) != 10:
-        parts += ["--num-classes", str(spec["num_classes"])]
     recipe = {**recipe, **({"epochs": epochs} if epochs else {})}
-    for key, value in recipe.items():
-        if key in ("compile", "eval_batch_size") or value == _DEFAULT_RECIPE.get(key):
-            continue
-        if key in _BOOL_FLAGS:
-            parts += [_BOOL_FLAGS[key]] if value else []
-        elif key == "flip":
-            parts += [] if value else ["--no-flip"]
-        else:
-            parts += ["--" + key.replace("_", "-"), str(value)]
+    parts = ["optuna-search", "train", *arch_args(spec), *recipe_args(recipe)]
     data = data or {}
     if data.get("dataset", "cifar10") != "cifar10":
         parts += ["--dataset", data["dataset"]]
@@ -92,42 +59,43 @@ def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def describe(
-    trial: optuna.trial.FrozenTrial, *, data: dict[str, Any] | None = None
+    trial: optuna.trial.FrozenTrial, *, data: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """A trial as JSON: architecture, recipe, figures, and the command that retrains it."""
-    attrs = trial.user_attrs
-    spec, recipe = attrs.get("spec"), attrs.get("recipe")
+    r = TrialRecord.of(trial)
+    val = r.val_accuracy if r.val_accuracy is not None else (trial.values or [None])[0]
     out: dict[str, Any] = {
         "trial": trial.number,
         "values": trial.values,
-        "arch": attrs.get("arch"),
-        "params": attrs.get("params"),
-        "macs": attrs.get("macs"),
-        "val_accuracy": attrs.get("val_accuracy", (trial.values or [None])[0]),
-        "epochs_trained": attrs.get("epochs_trained"),
-        "outcome": attrs.get("outcome"),
-        "spec": spec,
-        "recipe": recipe,
-        "retrain": attrs.get("retrain"),
+        "arch": r.arch,
+        "params": r.params,
+        "macs": r.macs,
+        "val_accuracy": val,
+        "epochs_trained": r.epochs_trained,
+        "outcome": r.outcome.value if r.outcome else None,
+        "spec": r.spec,
+        "recipe": r.recipe,
+        "retrain": dataclasses.asdict(r.retrain) if r.retrain else None,
     }
-    if spec and recipe:
-        out["train_command"] = train_command(spec, recipe, data=data)
+    if r.spec and r.recipe:
+        out["train_command"] = train_command(r.spec, r.recipe, data=data)
     return out
 
 
 def export_config(trial: optuna.trial.FrozenTrial, study_name: str, path: str | Path) -> None:
     """Write the trial's architecture and recipe as YAML, for ``train --config``."""
-    attrs = trial.user_attrs
+    r = TrialRecord.of(trial)
+    assert r.spec is not None and r.recipe is not None, "only trials that trained export"
     doc = {
         "source": {
             "study": study_name,
             "trial": trial.number,
-            "val_accuracy": attrs.get("val_accuracy"),
-            "params": attrs.get("params"),
+            "val_accuracy": r.val_accuracy,
+            "params": r.params,
             "exported": datetime.date.today().isoformat(),
         },
-        "architecture": attrs["spec"],
-        "training": {k: v for k, v in attrs["recipe"].items() if k != "compile"},
+        "architecture": r.spec,
+        "training": {k: v for k, v in r.recipe.items() if k != "compile"},
     }
     Path(path).write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
 

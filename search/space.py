@@ -7,8 +7,9 @@ A study config gives each parameter either a fixed value or a range, in one synt
     pool: {choice: [2, 4, global]}           # categorical
     momentum: 0.9                            # fixed: not a parameter of the study
 
-Per-layer architecture keys (``blocks``, ``channels``, ``kernel``, ``shortcut_kernel``,
-``stride``) take one range for every layer (sampled per layer: ``blocks_1``, ``blocks_2``..),
+Per-layer architecture keys (the spec's ``blocks``, ``channels``, ``kernels``,
+``shortcut_kernels``, ``strides``; ``kernel``, ``shortcut_kernel`` and ``stride`` are accepted
+too) take one range for every layer (sampled per layer: ``blocks_1``, ``kernel_2``..),
 a range with ``per_layer: false`` (one value shared by all layers), or a list with one entry
 per layer index. The number of layers is sampled first, and only the layers that exist get
 parameters, so the sampler sees the conditional structure (TPE with ``group=True``).
@@ -27,40 +28,48 @@ Example:
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from model.spec import ResNetSpec, SpecError, make_spec
+from model.recipe import SEARCHABLE
+from model.spec import SPEC_DEFAULTS, ResNetSpec, SpecError, make_spec
+from search.record import is_number
 
-PER_LAYER_KEYS = ("blocks", "channels", "kernel", "shortcut_kernel", "stride")
+if TYPE_CHECKING:
+    import optuna
+
+PER_LAYER_KEYS = ("blocks", "channels", "kernels", "shortcut_kernels", "strides")
+"""The spec's per-layer fields, which the space samples per layer."""
 ARCH_KEYS = ("layers", *PER_LAYER_KEYS, "pool", "stem_channels", "num_classes")
-TRAINING_KEYS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "schedule",
-    "warmup_epochs",
-    "label_smoothing",
-    "ema_decay",
-    "crop_padding",
-    "flip",
-    "cutout",
-    "tta",
-)
-"""The recipe fields of ``model.engine.TrainConfig`` a study may search or fix."""
+TRAINING_KEYS = SEARCHABLE
+"""The recipe fields of ``model.recipe.TrainConfig`` a study may search or fix."""
 
 ARCH_DEFAULTS: dict[str, Any] = {
-    "kernel": 3,
-    "shortcut_kernel": 1,
-    "pool": 4,
-    "stem_channels": 64,
-    "num_classes": 10,
+    key: value for key, value in SPEC_DEFAULTS.items() if key in ARCH_KEYS
 }
+
+LEGACY_KEYS = {"kernel": "kernels", "shortcut_kernel": "shortcut_kernels", "stride": "strides"}
+"""Earlier names of per-layer keys, still accepted (configs written before the space took
+the spec's names)."""
+
+PARAM_STEMS = {key: legacy for legacy, key in LEGACY_KEYS.items()}
+"""Optuna parameter names of the keys that were renamed: ``kernel_1``, ``stride_2``,
+``kernel`` (shared). They are stored in every study, so they stay as they were."""
+
+
+def param_stem(key: str) -> str:
+    """The Optuna parameter name of a per-layer key, before the layer suffix."""
+    return PARAM_STEMS.get(key, key)
+
+
+def arch_param_order(name: str) -> tuple[int, int] | None:
+    """Sort key of an architecture parameter's Optuna name (by kind, then layer); None for
+    a training parameter."""
+    base, _, layer = name.rpartition("_") if re.search(r"_\d+$", name) else (name, "", "0")
+    key = LEGACY_KEYS.get(base, base)
+    return (ARCH_KEYS.index(key), int(layer)) if key in ARCH_KEYS else None
 
 
 class SpaceError(ValueError):
@@ -75,7 +84,7 @@ class SpaceError(ValueError):
 class Fixed:
     value: Any
 
-    def suggest(self, trial: Any, name: str) -> Any:
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
         return self.value
 
     def candidates(self) -> list[Any]:
@@ -92,7 +101,7 @@ class IntRange:
     step: int = 1
     log: bool = False
 
-    def suggest(self, trial: Any, name: str) -> int:
+    def suggest(self, trial: optuna.Trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
     def candidates(self) -> list[int]:
@@ -114,7 +123,7 @@ class FloatRange:
     step: float | None = None
     log: bool = False
 
-    def suggest(self, trial: Any, name: str) -> float:
+    def suggest(self, trial: optuna.Trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
 
     def candidates(self) -> list[float]:
@@ -135,7 +144,7 @@ class FloatRange:
 class Choice:
     choices: tuple[Any, ...]
 
-    def suggest(self, trial: Any, name: str) -> Any:
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
         return trial.suggest_categorical(name, self.choices)
 
     def candidates(self) -> list[Any]:
@@ -152,10 +161,6 @@ Param = Fixed | IntRange | FloatRange | Choice
 
 _RANGE_KINDS = ("int", "float", "choice")
 _RANGE_OPTIONS = {"int": ("step", "log"), "float": ("step", "log"), "choice": ()}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parse_param(raw: Any, key: str, *, extra: Sequence[str] = ()) -> Param:
@@ -184,7 +189,7 @@ def parse_param(raw: Any, key: str, *, extra: Sequence[str] = ()) -> Param:
         if len(set(map(repr, value))) != len(value):
             raise SpaceError(f"{key}.choice", f"has repeated values: {value}")
         return Choice(tuple(value))
-    if not isinstance(value, list) or len(value) != 2 or not all(_is_number(v) for v in value):
+    if not isinstance(value, list) or len(value) != 2 or not all(is_number(v) for v in value):
         raise SpaceError(f"{key}.{kind}", f"needs [low, high] as two numbers, got {value!r}")
     low, high = value
     log = raw.get("log", False)
@@ -198,7 +203,7 @@ def parse_param(raw: Any, key: str, *, extra: Sequence[str] = ()) -> Param:
     if log and low <= 0:
         raise SpaceError(f"{key}.{kind}", f"a log range needs low > 0, got {low}")
     if step is not None:
-        if not _is_number(step) or step <= 0 or (kind == "int" and not isinstance(step, int)):
+        if not is_number(step) or step <= 0 or (kind == "int" and not isinstance(step, int)):
             raise SpaceError(f"{key}.step", f"must be a positive {kind}, got {step!r}")
         if log:
             raise SpaceError(f"{key}.step", "cannot be combined with log: true")
@@ -262,9 +267,17 @@ class SearchSpace:
         training = raw.get("training") or {}
         if not isinstance(training, Mapping):
             raise SpaceError(f"{where}.training", "must be a mapping")
+        written: dict[str, str] = {}  # each key as the config wrote it (old names too)
         for key in arch:
-            if key not in ARCH_KEYS:
+            canonical = LEGACY_KEYS.get(key, key)
+            if canonical not in ARCH_KEYS:
                 raise SpaceError(f"{where}.architecture.{key}", _unknown(key, ARCH_KEYS))
+            if canonical in written:
+                raise SpaceError(
+                    f"{where}.architecture.{key}",
+                    f"given twice, as {written[canonical]!r} and {key!r}: keep {canonical!r}",
+                )
+            written[canonical] = key
         for key in training:
             if key not in TRAINING_KEYS:
                 raise SpaceError(f"{where}.training.{key}", _unknown(key, TRAINING_KEYS))
@@ -272,20 +285,26 @@ class SearchSpace:
             if key not in arch:
                 raise SpaceError(f"{where}.architecture.{key}", "is required")
 
+        def value(key: str) -> Any:
+            return arch[written[key]] if key in written else ARCH_DEFAULTS.get(key)
+
+        def path(key: str) -> str:
+            return f"{where}.architecture.{written.get(key, key)}"
+
         def single(key: str) -> Param:
-            return parse_param(arch.get(key, ARCH_DEFAULTS.get(key)), f"{where}.architecture.{key}")
+            return parse_param(value(key), path(key))
 
         layers = single("layers")
         if not all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in layers.candidates()
         ):
-            raise SpaceError(f"{where}.architecture.layers", "needs positive integers")
-        max_layers = max(layers.candidates())
+            raise SpaceError(path("layers"), "needs positive integers")
+        max_layers = int(max(layers.candidates()))
         per_layer = {}
         for key in PER_LAYER_KEYS:
-            k = f"{where}.architecture.{key}"
-            raw_value = arch.get(key, ARCH_DEFAULTS.get(key))
-            if key == "stride" and key not in arch:
+            k = path(key)
+            raw_value = value(key)
+            if key == "strides" and key not in written:
                 # kuangliu's default: 1 for the first layer, 2 after it.
                 per_layer[key] = PerLayer((Fixed(1),) + (Fixed(2),) * max(1, max_layers - 1))
             elif isinstance(raw_value, list):
@@ -306,7 +325,7 @@ class SearchSpace:
                     raw_value = {o: v for o, v in raw_value.items() if o != "per_layer"}
                 per_layer[key] = PerLayer((parse_param(raw_value, k),), shared=shared)
         for key, per in per_layer.items():
-            _check_structural(per, f"{where}.architecture.{key}", odd=key.endswith("kernel"))
+            _check_structural(per, path(key), odd=key.endswith("kernels"))
         return cls(
             layers=layers,
             per_layer=per_layer,
@@ -316,16 +335,16 @@ class SearchSpace:
             training={k: parse_param(v, f"{where}.training.{k}") for k, v in training.items()},
         )
 
-    def sample(self, trial: Any) -> Candidate:
+    def sample(self, trial: optuna.Trial) -> Candidate:
         """Suggest every parameter through ``trial`` (an Optuna trial) and build the spec."""
-        n = self.layers.suggest(trial, "layers")
+        n = int(self.layers.suggest(trial, "layers"))
         arch: dict[str, Any] = {"layers": n}
         for key, per in self.per_layer.items():
+            stem = param_stem(key)
             if per.shared:
-                value = per.params[0].suggest(trial, key)
-                arch[key] = [value] * n
+                arch[key] = [per.params[0].suggest(trial, stem)] * n
             else:
-                arch[key] = [per.for_layer(i).suggest(trial, f"{key}_{i + 1}") for i in range(n)]
+                arch[key] = [per.for_layer(i).suggest(trial, f"{stem}_{i + 1}") for i in range(n)]
         arch["pool"] = self.pool.suggest(trial, "pool")
         arch["stem_channels"] = self.stem_channels.suggest(trial, "stem_channels")
         arch["num_classes"] = self.num_classes.suggest(trial, "num_classes")
@@ -339,13 +358,14 @@ class SearchSpace:
     def param_names(self) -> list[str]:
         """Names of every parameter that can be sampled (fixed values excluded)."""
         names = ["layers"] if not isinstance(self.layers, Fixed) else []
-        max_layers = max(self.layers.candidates())
+        max_layers = int(max(self.layers.candidates()))
         for key, per in self.per_layer.items():
+            stem = param_stem(key)
             if per.shared:
-                names += [key] if not isinstance(per.params[0], Fixed) else []
+                names += [stem] if not isinstance(per.params[0], Fixed) else []
             else:
                 names += [
-                    f"{key}_{i + 1}"
+                    f"{stem}_{i + 1}"
                     for i in range(max_layers)
                     if not isinstance(per.for_layer(i), Fixed)
                 ]
@@ -363,24 +383,18 @@ class SearchSpace:
         if not self.layers.contains(n):
             raise SpaceError("layers", f"{n} is outside the space ({_describe(self.layers)})")
         values: dict[str, tuple[Param, Any]] = {"layers": (self.layers, n)}
-        from_spec = {
-            "blocks": spec.blocks,
-            "channels": spec.channels,
-            "kernel": spec.kernels,
-            "shortcut_kernel": spec.shortcut_kernels,
-            "stride": spec.strides,
-        }
         for key, per in self.per_layer.items():
-            layer_values = from_spec[key]
+            layer_values: tuple[int, ...] = getattr(spec, key)
+            stem = param_stem(key)
             if per.shared:
                 if len(set(layer_values)) != 1:
                     raise SpaceError(
-                        key, f"the space shares one {key} across layers, got {list(layer_values)}"
+                        stem, f"the space shares one {stem} across layers, got {list(layer_values)}"
                     )
-                values[key] = (per.params[0], layer_values[0])
+                values[stem] = (per.params[0], layer_values[0])
             else:
                 for i, v in enumerate(layer_values):
-                    values[f"{key}_{i + 1}"] = (per.for_layer(i), v)
+                    values[f"{stem}_{i + 1}"] = (per.for_layer(i), v)
         values["pool"] = (self.pool, spec.pool)
         values["stem_channels"] = (self.stem_channels, spec.stem_channels)
         values["num_classes"] = (self.num_classes, spec.num_classes)
@@ -433,14 +447,6 @@ def _describe(param: Param) -> str:
 
 
 def build_spec(arch: Mapping[str, Any]) -> ResNetSpec:
-    """The spec of sampled architecture values; raises ``SpecError`` when it cannot be built."""
-    return make_spec(
-        blocks=arch["blocks"],
-        channels=arch["channels"],
-        kernels=arch["kernel"],
-        shortcut_kernels=arch["shortcut_kernel"],
-        strides=arch["stride"],
-        pool=arch["pool"],
-        stem_channels=arch["stem_channels"],
-        num_classes=arch["num_classes"],
-    )
+    """The spec of sampled architecture values (the spec's field names, plus ``layers``);
+    raises ``SpecError`` when it cannot be built."""
+    return make_spec(**{key: arch[key] for key in ARCH_KEYS if key != "layers"})

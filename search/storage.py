@@ -10,9 +10,25 @@ Engine settings:
 - PostgreSQL: psycopg 3, a small pool per process with pre-ping and recycling, so that pooled
   connections survive a database restart.
 
-Besides Optuna's API, the service needs three small queries Optuna does not offer (run with
-SQLAlchemy on Optuna's own tables): how many trials hold a training slot, whether a
-configuration already finished, and user attrs on finished trials (``retrain`` results).
+:class:`BufferedRDBStorage` holds a trial's parameter and attr writes until the next other
+storage call, which first commits them in one transaction (SQLAlchemy Core on Optuna's
+tables, ``self.engine.begin()``); every storage call retries through a lost connection.
+Which of Optuna's methods is which is listed explicitly, not derived from ``dir()``:
+``_BUFFERED`` (held for the flush), ``_RETRIED`` (flush first, then Optuna's method, retried
+as a whole), ``_AS_IS`` (neither). ``tests/test_storage_optuna_api.py`` fails when Optuna
+adds a public storage method, or ``_CachedStorage`` calls a private backend method, that
+the lists do not classify.
+
+Optuna's private names this relies on, each for a measured benefit (BENCHMARKS.md, "What one
+rejected configuration costs": ~35 transactions per trial down to one) and each pinned by a
+test: ``_set_trial_param`` (overridden: ``_CachedStorage``, which ``create_study`` wraps
+around an RDBStorage, writes every ``suggest_*`` through it), and ``_create_new_trial``,
+``_get_trials``, ``_get_best_trial_id``, ``_get_stale_trial_ids`` (``_CachedStorage`` calls
+them directly: flushed first so that its reads see the buffered writes). The flush's tables
+and columns are Optuna's versioned schema (``trials.state`` stores the ``TrialState`` name).
+
+Besides Optuna's API, the service writes user attrs on finished trials (``retrain``
+results); the slot queries are in ``search.slots``.
 
 Example:
     >>> mask("postgresql://optuna:secret@db:5432/optuna")
@@ -22,21 +38,18 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _create_scoped_session
 from sqlalchemy.engine import URL, make_url
 
 _log = logging.getLogger("optuna_search.storage")
@@ -146,6 +159,22 @@ def open_storage(
         raise StorageError(f"cannot open storage {mask(url)!r}: {detail}") from None
 
 
+def open_plain_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's own RDBStorage on ``url``, unbuffered (for optuna-dashboard, whose writes,
+    notes and attrs, must be immediate); the same URL checks and errors as
+    :func:`open_storage`."""
+    parsed = parse_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    try:
+        return optuna.storages.RDBStorage(
+            parsed.render_as_string(hide_password=False),
+            engine_kwargs={} if sqlite else {"pool_pre_ping": True},
+        )
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"cannot open storage {mask(url)!r}: {detail}") from None
+
+
 class BufferedRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDBStorage, writing a trial's parameters and attrs in one transaction.
 
@@ -155,6 +184,9 @@ class BufferedRDBStorage(optuna.storages.RDBStorage):
     change, a report, a heartbeat) first commits the buffer in one transaction. Readers
     therefore always see every earlier write, in this process and, after the next storage
     call, in every other process.
+
+    Which of Optuna's methods are buffered, flushed first and retried, or left as they are is
+    listed explicitly: :data:`_BUFFERED`, :data:`_RETRIED`, :data:`_AS_IS`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -166,7 +198,17 @@ class BufferedRDBStorage(optuna.storages.RDBStorage):
             _serialise_sqlite_transactions(self.engine)
         self._retry = True
 
-    def _set_trial_param(self, *args: Any) -> None:
+    # Private: Optuna's _CachedStorage (create_study's wrapper) calls it for every suggest_*;
+    # buffering it is ~25 of a trial's ~35 transactions (BENCHMARKS.md, section 2: 45 ms).
+    def _set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: optuna.distributions.BaseDistribution,
+        previous_distribution: optuna.distributions.BaseDistribution | None,
+    ) -> None:
+        args = (trial_id, param_name, param_value_internal, distribution, previous_distribution)
         with self._pending_lock:
             self._pending.append(("param", args))
 
@@ -196,69 +238,124 @@ class BufferedRDBStorage(optuna.storages.RDBStorage):
             if not pending:
                 return
             try:
-                with _create_scoped_session(self.scoped_session, True) as session:
-                    for trial_id in dict.fromkeys(args[0] for _, args in pending):
-                        ops = [(kind, args) for kind, args in pending if args[0] == trial_id]
-                        self._flush_trial(session, trial_id, ops)
+                try:
+                    self._write(pending)
+                except _TrialFinished as finished:
+                    # Rolled back; Optuna's own check (it reads the trial) raises its error.
+                    self.check_trial_is_updatable(finished.trial_id, finished.state)
+                    raise
             except Exception as e:
                 if _transient(e):  # a lost connection loses nothing: the retry writes it
                     self._pending = pending + self._pending
                 raise
 
-    def _flush_trial(self, session: Any, trial_id: int, ops: list[tuple[str, tuple]]) -> None:
-        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        self.check_trial_is_updatable(trial_id, trial.state)
-        params = [args for kind, args in ops if kind == "param"]
-        unchecked = {name: dist for _, name, _, dist, previous in params if previous is None}
-        if unchecked:
-            rows = (
-                session.query(
-                    models.TrialParamModel.param_name, models.TrialParamModel.distribution_json
-                )
-                .join(models.TrialModel)
-                .filter(models.TrialModel.study_id == trial.study_id)
-                .filter(models.TrialParamModel.param_name.in_(list(unchecked)))
-                .all()
+    def _write(self, pending: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """One transaction, with the error handling of Optuna's own writes: a unique key
+        another process wrote first is ignored, other database errors are Optuna's
+        ``StorageInternalError``."""
+        try:
+            with self.engine.begin() as conn:
+                for trial_id in dict.fromkeys(args[0] for _, args in pending):
+                    ops = [(kind, args) for kind, args in pending if args[0] == trial_id]
+                    _write_trial(conn, trial_id, ops)
+        except sqlalchemy.exc.IntegrityError as e:
+            _log.debug("ignoring %r: another process wrote the same key first", e)
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            raise optuna.exceptions.StorageInternalError(
+                "An exception is raised during the commit of buffered trial writes."
+            ) from e
+
+
+class _TrialFinished(optuna.exceptions.UpdateFinishedTrialError):
+    """Raised inside the flush's transaction (rolling it back) for a finished trial."""
+
+    def __init__(self, trial_id: int, state: optuna.trial.TrialState) -> None:
+        super().__init__(f"trial id {trial_id} is {state.name} and can not be updated")
+        self.trial_id = trial_id
+        self.state = state
+
+
+# Optuna's tables (its versioned schema), the columns the flush uses, for SQLAlchemy Core.
+_TRIALS = sqlalchemy.table(
+    "trials",
+    sqlalchemy.column("trial_id"),
+    sqlalchemy.column("study_id"),
+    sqlalchemy.column("state"),  # an Enum column: the TrialState's name, e.g. 'RUNNING'
+)
+_TRIAL_PARAMS = sqlalchemy.table(
+    "trial_params",
+    sqlalchemy.column("trial_id"),
+    sqlalchemy.column("param_name"),
+    sqlalchemy.column("param_value"),
+    sqlalchemy.column("distribution_json"),
+)
+_TRIAL_ATTRS = {
+    kind: sqlalchemy.table(
+        name,
+        sqlalchemy.column("trial_id"),
+        sqlalchemy.column("key"),
+        sqlalchemy.column("value_json"),
+    )
+    for kind, name in (("user", "trial_user_attributes"), ("system", "trial_system_attributes"))
+}
+
+
+def _write_trial(
+    conn: sqlalchemy.engine.Connection, trial_id: int, ops: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    """One trial's buffered writes, checked as Optuna checks them one by one."""
+    row = conn.execute(
+        sqlalchemy.select(_TRIALS.c.study_id, _TRIALS.c.state).where(_TRIALS.c.trial_id == trial_id)
+    ).first()
+    if row is None:
+        raise KeyError("Record does not exist.")  # Optuna's error for an unknown trial
+    study_id, state = row[0], optuna.trial.TrialState[row[1]]
+    if state.is_finished():
+        raise _TrialFinished(trial_id, state)
+    params = [args for kind, args in ops if kind == "param"]
+    unchecked = {name: dist for _, name, _, dist, previous in params if previous is None}
+    if unchecked:
+        earlier = conn.execute(
+            sqlalchemy.select(_TRIAL_PARAMS.c.param_name, _TRIAL_PARAMS.c.distribution_json)
+            .select_from(
+                _TRIAL_PARAMS.join(_TRIALS, _TRIAL_PARAMS.c.trial_id == _TRIALS.c.trial_id)
             )
-            for name, dist_json in rows:
-                optuna.distributions.check_distribution_compatibility(
-                    optuna.distributions.json_to_distribution(dist_json), unchecked[name]
-                )
-        for *_, dist, previous in params:
-            if previous is not None:
-                optuna.distributions.check_distribution_compatibility(previous, dist)
-        if params:
-            session.execute(
-                sqlalchemy.insert(models.TrialParamModel),
-                [
-                    {
-                        "trial_id": trial_id,
-                        "param_name": name,
-                        "param_value": value,
-                        "distribution_json": optuna.distributions.distribution_to_json(dist),
-                    }
-                    for _, name, value, dist, _ in params
-                ],
+            .where(_TRIALS.c.study_id == study_id, _TRIAL_PARAMS.c.param_name.in_(list(unchecked)))
+        )
+        for name, dist_json in earlier:
+            optuna.distributions.check_distribution_compatibility(
+                optuna.distributions.json_to_distribution(dist_json), unchecked[name]
             )
-        for kind, model in (
-            ("user", models.TrialUserAttributeModel),
-            ("system", models.TrialSystemAttributeModel),
-        ):
-            latest = {args[1]: args[2] for k, args in ops if k == kind}
-            if not latest:
-                continue
-            session.execute(
-                sqlalchemy.delete(model).where(
-                    model.trial_id == trial_id, model.key.in_(list(latest))
-                )
-            )
-            session.execute(
-                sqlalchemy.insert(model),
-                [
-                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                    for key, value in latest.items()
-                ],
-            )
+    for *_, dist, previous in params:
+        if previous is not None:
+            optuna.distributions.check_distribution_compatibility(previous, dist)
+    if params:
+        conn.execute(
+            _TRIAL_PARAMS.insert(),
+            [
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": value,
+                    "distribution_json": optuna.distributions.distribution_to_json(dist),
+                }
+                for _, name, value, dist, _ in params
+            ],
+        )
+    for kind, table in _TRIAL_ATTRS.items():
+        latest = {args[1]: args[2] for k, args in ops if k == kind}
+        if not latest:
+            continue
+        conn.execute(
+            table.delete().where(table.c.trial_id == trial_id, table.c.key.in_(list(latest)))
+        )
+        conn.execute(
+            table.insert(),
+            [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in latest.items()
+            ],
+        )
 
 
 RETRY_SECONDS = 180.0
@@ -303,8 +400,76 @@ def retrying(call: Any, *args: Any, what: str = "storage call", **kwargs: Any) -
             delay = min(delay * 2, 5.0)
 
 
-def _flushing(name: str) -> Any:
-    method = getattr(optuna.storages.RDBStorage, name)
+# Every callable of Optuna's RDBStorage, classified; tests/test_storage_optuna_api.py fails
+# when an Optuna release adds one (or _CachedStorage calls a private one) not listed here.
+
+_RETRIED: tuple[str, ...] = (
+    # Touch the database: flush the buffer first, then run Optuna's method; the two are
+    # retried as a whole through a lost connection (see `retrying`).
+    "check_trial_is_updatable",  # reads the trial when it has finished (for the error)
+    "create_new_study",
+    "create_new_trial",
+    "delete_study",
+    "get_all_studies",
+    "get_all_trials",
+    "get_all_versions",
+    "get_best_trial",
+    "get_current_version",
+    "get_head_version",
+    "get_n_trials",
+    "get_study_directions",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_system_attrs",
+    "get_study_user_attrs",
+    "get_trial",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_param",
+    "get_trial_params",
+    "get_trial_system_attrs",
+    "get_trial_user_attrs",
+    "record_heartbeat",
+    "set_study_system_attr",
+    "set_study_user_attr",
+    "set_trial_intermediate_value",
+    "set_trial_state_values",
+    "upgrade",
+    # Private, called directly by Optuna's _CachedStorage (create_study wraps every
+    # RDBStorage in it): flushed first, else its reads (ask, tell, the sampler's history,
+    # heartbeats) would miss this process's buffered writes, and retried like the rest. Each
+    # is here only for the buffer's benefit (BENCHMARKS.md section 2: ~35 commits -> 1):
+    "_create_new_trial",  # ask: the trial's row, after the previous trial's writes
+    "_get_best_trial_id",  # study.best_trial must count the buffered trial's writes
+    "_get_stale_trial_ids",  # heartbeat: a stale trial's params must be there to re-queue it
+    "_get_trials",  # every trial read (sampler history, tell) must see the buffered writes
+)
+_BUFFERED: tuple[str, ...] = (
+    # Overridden above: appended to the buffer, written by the next flush.
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "_set_trial_param",
+    # Not overridden: Optuna's own calls self._set_trial_param, so it is buffered too.
+    "set_trial_param",
+)
+_AS_IS: tuple[str, ...] = (
+    # Optuna's own: they neither touch the database nor need the buffer flushed.
+    "get_failed_trial_callback",
+    "get_heartbeat_interval",
+    "get_heartbeat_stale_trial_callback",
+    "remove_session",
+)
+
+
+def _flushing(name: str) -> Callable[..., Any]:
+    """Optuna's method ``name``, run after a flush of the buffer and retried with it."""
+    try:
+        method = getattr(optuna.storages.RDBStorage, name)
+    except AttributeError:
+        raise ImportError(
+            f"optuna {optuna.__version__}: RDBStorage.{name} is gone; reclassify it in "
+            "_RETRIED of search/storage.py"
+        ) from None
 
     def attempt(self: BufferedRDBStorage, *args: Any, **kwargs: Any) -> Any:
         if self._pending:
@@ -317,26 +482,15 @@ def _flushing(name: str) -> Any:
         return retrying(attempt, self, *args, what=name, **kwargs)
 
     flush_first.__name__ = name
+    flush_first.__qualname__ = f"BufferedRDBStorage.{name}"
     flush_first.__doc__ = method.__doc__
+    flush_first.__wrapped__ = method  # type: ignore[attr-defined]
     return flush_first
 
 
-_UNBUFFERED = {
-    "set_trial_param",
-    "set_trial_user_attr",
-    "set_trial_system_attr",
-    "get_heartbeat_interval",
-    "get_failed_trial_callback",
-    "remove_session",
-    "get_heartbeat_stale_trial_callback",
-}
-_PRIVATE_READS = {"_get_trials", "_get_stale_trial_ids", "_get_best_trial_id", "_create_new_trial"}
-for _name in dir(optuna.storages.RDBStorage):
-    _public = not _name.startswith("_") and _name not in _UNBUFFERED
-    if (_public or _name in _PRIVATE_READS) and callable(
-        getattr(optuna.storages.RDBStorage, _name)
-    ):
-        setattr(BufferedRDBStorage, _name, _flushing(_name))
+for _name in _RETRIED:
+    setattr(BufferedRDBStorage, _name, _flushing(_name))
+del _name
 
 
 @contextlib.contextmanager
@@ -378,132 +532,22 @@ def _enable_wal(path: Path) -> None:
         conn.close()
 
 
-# --- training slots ---------------------------------------------------------------------------
-# A study's trial count counts trials that trained. A worker claims a slot for a feasible trial
-# (user attr counted=true) under a lock, after counting the other slot holders; a trial that
-# ends without training (diverged, out of memory, interrupted) gives its slot back, and a trial
-# that FAILs (its worker died) no longer holds one.
-
-_COUNT_SLOTS = (
-    "SELECT COUNT(*) FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-    "WHERE t.study_id = :study_id AND t.trial_id != :trial_id AND a.key = 'counted' "
-    "AND a.value_json = 'true' AND t.state IN ({states})"
-)
-_SLOT_STATES = ("RUNNING", "COMPLETE", "PRUNED")
-
-_FIND_BY_ATTR = sqlalchemy.text(
-    "SELECT t.trial_id FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-    "WHERE t.study_id = :study_id AND a.key = :key AND a.value_json = :value "
-    "AND t.state = :state ORDER BY t.number LIMIT 1"
-)
-
-
-def count_slots(
-    storage: optuna.storages.RDBStorage,
-    study_id: int,
-    *,
-    exclude: int = -1,
-    states: tuple[str, ...] = _SLOT_STATES,
-) -> int:
-    """Trials that hold a training slot (by default: running, completed, or pruned after
-    training began), leaving out trial id ``exclude``."""
-    assert all(s in _SLOT_STATES for s in states)
-    query = sqlalchemy.text(_COUNT_SLOTS.format(states=", ".join(f"'{s}'" for s in states)))
-    return int(retrying(_scalar, storage, query, {"study_id": study_id, "trial_id": exclude}))
-
-
-def _scalar(storage: optuna.storages.RDBStorage, query: Any, params: dict[str, Any]) -> Any:
-    with storage.engine.connect() as conn:
-        row = conn.execute(query, params).first()
-    return None if row is None else row[0]
-
-
-def count_waiting(storage: optuna.storages.RDBStorage, study_id: int) -> int:
-    """Enqueued (or re-queued) trials no worker has taken yet."""
-    query = sqlalchemy.text(
-        "SELECT COUNT(*) FROM trials WHERE study_id = :study_id AND state = 'WAITING'"
-    )
-    return int(retrying(_scalar, storage, query, {"study_id": study_id}))
-
-
-def find_trial_by_attr(
-    storage: optuna.storages.RDBStorage, study_id: int, key: str, value: Any, state: str
-) -> int | None:
-    """The id of the first trial in ``state`` whose user attr ``key`` equals ``value``."""
-    params = {"study_id": study_id, "key": key, "value": json.dumps(value), "state": state}
-    found = retrying(_scalar, storage, _FIND_BY_ATTR, params)
-    return None if found is None else int(found)
-
-
-@contextlib.contextmanager
-def slot_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
-    """Serialise slot claims of one study across processes and hosts.
-
-    PostgreSQL: a session advisory lock (released by the server if the holder dies); MySQL:
-    GET_LOCK; SQLite: a lock file beside the database (one host by nature).
-    """
-    backend = storage.engine.dialect.name
-    key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
-    if backend == "sqlite":
-        from filelock import FileLock
-
-        with FileLock(f"{storage.engine.url.database}.{key & 0xFFFFFFFF:08x}.lock"):
-            yield
-        return
-    if backend == "postgresql":
-        lock = sqlalchemy.text("SELECT pg_advisory_lock(:n)")
-        unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:n)")
-        name: Any = key
-    else:
-        lock = sqlalchemy.text("SELECT GET_LOCK(:n, 600)")
-        unlock = sqlalchemy.text("SELECT RELEASE_LOCK(:n)")
-        name = f"optuna-search-{key & 0xFFFFFFFF:08x}"
-    conn = retrying(_locked_connection, storage, lock, name, what="slot lock")
-    try:
-        yield
-    finally:
-        try:
-            conn.execute(unlock, {"n": name})
-        except Exception:
-            # The connection died: the server released the lock with it. Never return a
-            # connection that may still hold the lock to the pool.
-            conn.invalidate()
-        # The lock is released. Closing rolls back, which fails if the connection died just
-        # now (a restart); the pool then discards the connection, and nothing is lost.
-        with contextlib.suppress(sqlalchemy.exc.DBAPIError):
-            conn.close()
-
-
-def _locked_connection(storage: optuna.storages.RDBStorage, lock: Any, name: Any) -> Any:
-    conn = storage.engine.connect()
-    try:
-        conn.execute(lock, {"n": name})
-    except BaseException:
-        conn.invalidate()
-        raise
-    return conn
-
-
-def set_finished_trial_user_attr(
-    storage: optuna.storages.RDBStorage, trial_id: int, key: str, value: Any
+def set_finished_trial_attrs(
+    storage: optuna.storages.RDBStorage, trial_id: int, attrs: Mapping[str, Any]
 ) -> None:
-    """Set a user attr on a trial that already finished (Optuna's API refuses that).
+    """Set user attrs on a trial that already finished (Optuna's API refuses that).
 
     Used to record a retrain's result on the trial it retrained. It is the same upsert
     Optuna runs on its own table, without the "trial is still running" check.
     """
-    retrying(_upsert_user_attr, storage, trial_id, key, json.dumps(value), what="retrain record")
+    for key, value in attrs.items():
+        retrying(_upsert_user_attr, storage, trial_id, key, json.dumps(value), what="record")
 
 
 def _upsert_user_attr(
     storage: optuna.storages.RDBStorage, trial_id: int, key: str, payload: str
 ) -> None:
-    table = sqlalchemy.table(
-        "trial_user_attributes",
-        sqlalchemy.column("trial_id"),
-        sqlalchemy.column("key"),
-        sqlalchemy.column("value_json"),
-    )
+    table = _TRIAL_ATTRS["user"]
     with storage.engine.begin() as conn:
         updated = conn.execute(
             table.update()

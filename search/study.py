@@ -22,6 +22,8 @@ import optuna
 import yaml
 
 from search.config import StudyConfig
+from search.record import StudyRecord, attrs, write_study
+from search.space import LEGACY_KEYS
 
 _IDENTITY_KEYS = ("objectives", "budget", "space", "data")
 
@@ -75,8 +77,17 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
 
 
 def identity(config: StudyConfig) -> str:
-    """A fingerprint of what makes two studies comparable."""
+    """A fingerprint of what makes two studies comparable.
+
+    Architecture keys are hashed under their earlier names (``kernel``, ``stride``), so a
+    config that now uses the spec's names keeps the fingerprint of the studies made from it.
+    """
     body = {k: config.raw.get(k) for k in _IDENTITY_KEYS}
+    space = body.get("space")
+    if isinstance(space, dict) and isinstance(space.get("architecture"), dict):
+        renamed = {key: legacy for legacy, key in LEGACY_KEYS.items()}
+        arch = {renamed.get(k, k): v for k, v in space["architecture"].items()}
+        body["space"] = {**space, "architecture": arch}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -107,34 +118,37 @@ def open_study(
         directions=config.directions,
         load_if_exists=True,
     )
-    attrs = study.user_attrs
-    if "identity" in attrs and attrs["identity"] != identity(config):
+    stored = StudyRecord.of(study)
+    if stored.identity is not None and stored.identity != identity(config):
         raise StudyMismatch(
             f"study {config.name!r} in this storage was created from a different config "
             f"(objectives, budget, space or data changed); give the config a new name: "
             "or use another storage"
         )
-    if attrs.get("setup_complete"):
+    if stored.setup_complete:
         return study, False
     # First run (or a first run that stopped half-way): everything here is idempotent.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(config.objectives))
-    study.set_user_attr("identity", identity(config))
-    study.set_user_attr("config_file", str(config.path))
     # With its name, so that a worker on another host can run from the stored config alone.
-    stored = {"name": config.name, **{k: v for k, v in config.raw.items() if k != "name"}}
-    study.set_user_attr("config_yaml", yaml.safe_dump(stored, sort_keys=False))
-    study.set_user_attr("objectives", list(config.objectives))
-    study.set_user_attr("max_params", config.max_params)
-    study.set_user_attr("max_macs", config.max_macs)
-    study.set_user_attr("trials", config.trials)
+    raw = {"name": config.name, **{k: v for k, v in config.raw.items() if k != "name"}}
+    write_study(
+        study,
+        identity=identity(config),
+        config_file=str(config.path),
+        config_yaml=yaml.safe_dump(raw, sort_keys=False),
+        objectives=list(config.objectives),
+        max_params=config.budget.max_params,
+        max_macs=config.budget.max_macs,
+        trials=config.trials,
+    )
     for label, params in config.enqueue:
-        study.enqueue_trial(params, user_attrs={"enqueued": label}, skip_if_exists=True)
+        study.enqueue_trial(params, user_attrs=attrs(enqueued=label), skip_if_exists=True)
     from optuna_dashboard import save_note
 
     save_note(study, study_note(config))
-    study.set_user_attr("setup_complete", True)
+    write_study(study, setup_complete=True)
     return study, not exists
 
 
@@ -147,9 +161,7 @@ def study_note(config: StudyConfig) -> str:
         f"`{o}` ({d})" for o, d in zip(config.objectives, config.directions, strict=True)
     )
     trials = f"{config.trials} trained trials" if config.trials else "no trial count"
-    budget = f"{config.max_params:,} parameters" + (
-        f", {config.max_macs:,} MACs" if config.max_macs else ""
-    )
+    budget = config.budget.describe()
     enqueued = ", ".join(label for label, _ in config.enqueue) or "none"
     body = yaml.safe_dump(config.raw, sort_keys=False).rstrip()
     return (
@@ -166,4 +178,4 @@ def study_note(config: StudyConfig) -> str:
 
 def stored_config(study: optuna.Study) -> dict[str, Any]:
     """The YAML config a study was created from."""
-    return yaml.safe_load(study.user_attrs.get("config_yaml", "{}")) or {}
+    return yaml.safe_load(StudyRecord.of(study).config_yaml or "{}") or {}

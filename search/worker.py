@@ -17,21 +17,28 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import optuna
 
+from search import slots
 from search import storage as storage_mod
 from search.artifacts import artifact_store
 from search.config import StudyConfig
-from search.objective import Interrupted, Objective, Signals, StudyFull, TrialOutcome
+from search.gpu import TrialMemory
+from search.objective import Objective, StudyFull, TrialOutcome
+from search.record import FAILED_IN_TRAINING, STARTED_TRAINING, Outcome
+from search.signals import Interrupted, Signals, handle
 from search.study import make_sampler, open_study
+from search.trainer import DryTrainer, EngineTrainer, Trainer
+
+if TYPE_CHECKING:
+    from model.data import DataSplits
 
 MAX_FRUITLESS = 5000
 """Consecutive trials without training after which a worker gives up (an exhausted space)."""
@@ -52,7 +59,8 @@ class WorkerOptions:
     share_gpu: bool = False
     """Several workers train on this GPU: reserve each trial's memory in the shared ledger."""
     dry_run: float | None = None
-    """Seconds each trial sleeps instead of training (see ``Objective.dry_run``)."""
+    """Seconds each trial sleeps instead of training (``search.trainer.DryTrainer``):
+    everything but training is real, to test storage and workers without a GPU."""
 
 
 @dataclass
@@ -63,15 +71,15 @@ class WorkerSummary:
     signal: str | None = None
     """SIGINT or SIGTERM when a signal stopped the worker."""
 
-    def count(self, *outcomes: str) -> int:
+    def count(self, *outcomes: Outcome) -> int:
         return sum(o.outcome in outcomes for o in self.outcomes)
 
     def line(self) -> str:
-        trained = self.count("completed", "pruned")
+        completed, pruned = self.count(Outcome.COMPLETED), self.count(Outcome.PRUNED)
         return (
-            f"{trained} trained ({self.count('completed')} completed, {self.count('pruned')} "
-            f"pruned), {self.count('rejected')} rejected before training, "
-            f"{self.count('reused')} reused, {self.count('diverged', 'out_of_memory')} failed "
+            f"{completed + pruned} trained ({completed} completed, {pruned} "
+            f"pruned), {self.count(Outcome.REJECTED)} rejected before training, "
+            f"{self.count(Outcome.REUSED)} reused, {self.count(*FAILED_IN_TRAINING)} failed "
             f"in training, in {self.seconds:.1f} s"
         )
 
@@ -80,7 +88,7 @@ def run_worker(
     config: StudyConfig,
     options: WorkerOptions,
     *,
-    load_data: Callable[[], Any],
+    load_data: Callable[[], DataSplits | None],
     log: Callable[[str], None] = print,
 ) -> WorkerSummary:
     """Take trials until the study is done, the timeout passes, or ``study.stop()``."""
@@ -96,41 +104,23 @@ def run_worker(
         config, storage, sampler=make_sampler(config, worker=options.worker, offset=offset)
     )
     signals = Signals()
-    ledger = None
-    if options.share_gpu and options.device.startswith("cuda"):
-        from search.gpu import cuda_ledger
-
-        ledger = cuda_ledger()
+    trainer: Trainer = EngineTrainer() if options.dry_run is None else DryTrainer(options.dry_run)
     objective = Objective(
         config=config,
         storage=storage,
+        trainer=trainer,
         device=options.device,
         load_data=load_data,
         checkpoint_dir=Path(config.checkpoints),
         log=log,
         compile=options.compile,
         signals=signals,
-        memory_ledger=ledger,
-        dry_run=options.dry_run,
+        memory=_trial_memory(options),
         artifact_store=artifact_store(config.artifacts),
         worker_name=_worker_name(options),
     )
     summary = WorkerSummary(outcomes=objective.outcomes)
-
-    def on_signal(signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        if signals.received is not None:
-            log(f"{name} again: exiting at once")
-            os._exit(128 + signum)
-        signals.received = name
-        log(
-            f"{name}: stopping; the running trial is recorded and re-queued ({name} again to "
-            "exit at once)"
-        )
-        if signals.in_training:
-            raise Interrupted(name)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    restore = handle(signals, log)
     state = {"fruitless": 0, "rejected_logged": 0}
 
     def done() -> str | None:
@@ -142,10 +132,10 @@ def run_worker(
         while True:
             if signals.received:
                 return f"stopped by {signals.received}"
-            held = storage_mod.count_slots(storage, study_id)
-            if held < config.trials or storage_mod.count_waiting(storage, study_id):
+            held = slots.count_slots(storage, study_id)
+            if held < config.trials or slots.count_waiting(storage, study_id):
                 return None
-            running = storage_mod.count_slots(storage, study_id, states=("RUNNING",))
+            running = slots.count_slots(storage, study_id, states=("RUNNING",))
             if running == 0:
                 return f"the study has its {config.trials} trained trials"
             # Fail trials whose worker died (their retries are re-queued), then look again.
@@ -155,14 +145,14 @@ def run_worker(
             time.sleep(options.poll_seconds)
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        last = objective.outcomes[-1].outcome if objective.outcomes else ""
-        trained = last in ("completed", "pruned", "diverged", "out_of_memory")
+        last = objective.outcomes[-1].outcome if objective.outcomes else None
+        trained = last in STARTED_TRAINING
         state["fruitless"] = 0 if trained else state["fruitless"] + 1
-        rejected = summary.count("rejected")
+        rejected = summary.count(Outcome.REJECTED)
         if trained and rejected > state["rejected_logged"]:
             log(f"rejected before training so far: {rejected} configurations")
             state["rejected_logged"] = rejected
-        if last == "completed" and not config.multi_objective:
+        if last is Outcome.COMPLETED and not config.multi_objective:
             log(f"best so far: {study.best_value:.4f} (trial {study.best_trial.number})")
         if state["fruitless"] >= MAX_FRUITLESS:
             summary.stop_reason = (
@@ -194,11 +184,19 @@ def run_worker(
     except Interrupted:
         summary.stop_reason = f"stopped by {signals.received}"
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     summary.signal = signals.received
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _trial_memory(options: WorkerOptions) -> TrialMemory:
+    """GPU memory per trial; reserved in the GPU's shared ledger when workers share it."""
+    if not (options.share_gpu and options.device.startswith("cuda")):
+        return TrialMemory(options.device)
+    from search.gpu import cuda_ledger
+
+    return TrialMemory(options.device, cuda_ledger())
 
 
 def _worker_name(options: WorkerOptions) -> str:

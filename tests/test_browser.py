@@ -13,7 +13,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
 import optuna
 import pytest
@@ -21,6 +21,9 @@ import pytest
 from search.config import load_config
 from search.report import build_sections, read_rows, write_report
 from tests.conftest import free_port, run_cli, start_dashboard, stop
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Route, ViewportSize
 
 CHROMIUM_FLAGS = [
     # Playwright adds --headless and a new empty --user-data-dir (launch_persistent_context).
@@ -32,10 +35,10 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
 
-def _missing(message: str) -> None:
+def _missing(message: str) -> NoReturn:
     """CI must have everything; a developer's machine may skip, with the command to run."""
     if os.environ.get("CI"):
         pytest.fail(message)
@@ -51,7 +54,7 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """A persistent Chromium context with a new, empty profile."""
     try:
         from playwright.sync_api import sync_playwright
@@ -83,7 +86,7 @@ class Watched:
     """A page with its JavaScript errors and its requests outside ``allowed`` recorded (and
     refused, so that a test never depends on the network)."""
 
-    def __init__(self, context: Any, *, allowed: tuple[str, ...]) -> None:
+    def __init__(self, context: BrowserContext, *, allowed: tuple[str, ...]) -> None:
         self.page = context.new_page()
         self.errors: list[str] = []
         self.outside: list[str] = []
@@ -95,7 +98,7 @@ class Watched:
         self.page.route("**/*", self._route)
         self._allowed = allowed
 
-    def _route(self, route: Any) -> None:
+    def _route(self, route: Route) -> None:
         url = route.request.url
         if url.startswith(self._allowed):
             route.continue_()
@@ -119,7 +122,7 @@ def _study_of(tmp: Path, name: str, *args: str) -> tuple[str, Path]:
 
 
 def test_report_renders_without_errors(
-    browser: Any, screenshots: Path, tmp_path_factory: pytest.TempPathFactory
+    browser: BrowserContext, screenshots: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     tmp = tmp_path_factory.mktemp("report")
     url, _ = _study_of(tmp, "b453-space", "--workers", "2", "--n-trials", "24", "--dry-run", "0.02")
@@ -191,7 +194,9 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(proc)
 
 
-def test_dashboard_shows_the_study(browser: Any, screenshots: Path, dashboard: str) -> None:
+def test_dashboard_shows_the_study(
+    browser: BrowserContext, screenshots: Path, dashboard: str
+) -> None:
     watched = Watched(browser, allowed=(dashboard + "/",))
     page = watched.page
     page.goto(dashboard + "/dashboard")

@@ -8,7 +8,7 @@ import pytest
 from model.accounting import count_macs, count_params
 from model.architectures import architecture
 from model.spec import make_spec
-from search.budget import INVALID_VIOLATION, Verdict, invalid, judge, survey
+from search.budget import INVALID_VIOLATION, Budget, Verdict, survey
 from search.config import load_config
 from search.space import SearchSpace
 
@@ -19,7 +19,7 @@ R14 = architecture("ResNet14")  # 5,051,210 parameters
 
 
 def test_under_the_parameter_budget() -> None:
-    v = judge(B453, max_params=5_000_000)
+    v = Budget(5_000_000).judge(B453)
     assert v.feasible and v.label == "feasible" and v.reason is None
     assert v.params == 4_992_586 and v.macs == count_macs(B453)
     assert v.violations == {"params": pytest.approx((4_992_586 - 5_000_000) / 5_000_000)}
@@ -27,7 +27,7 @@ def test_under_the_parameter_budget() -> None:
 
 
 def test_over_the_parameter_budget() -> None:
-    v = judge(R14, max_params=5_000_000)
+    v = Budget(5_000_000).judge(R14)
     assert not v.feasible and v.label == "over_budget"
     assert v.reason == "over budget: 5,051,210 parameters > 5,000,000"
     assert v.violations["params"] == pytest.approx(51_210 / 5_000_000)
@@ -35,35 +35,35 @@ def test_over_the_parameter_budget() -> None:
 
 
 def test_exactly_at_the_budget_is_feasible() -> None:
-    v = judge(B453, max_params=4_992_586)
+    v = Budget(4_992_586).judge(B453)
     assert v.feasible and v.violations["params"] == 0
-    assert not judge(B453, max_params=4_992_585).feasible
+    assert not Budget(4_992_585).judge(B453).feasible
 
 
 def test_violation_is_relative_to_the_budget() -> None:
     spec = make_spec(blocks=[1], channels=[8], pool="global", stem_channels=8)
     params = count_params(spec)
-    v = judge(spec, max_params=params // 2)
+    v = Budget(params // 2).judge(spec)
     assert v.violations["params"] == pytest.approx((params - params // 2) / (params // 2))
-    assert judge(spec, max_params=2 * params).violations["params"] == pytest.approx(-0.5)
+    assert Budget(2 * params).judge(spec).violations["params"] == pytest.approx(-0.5)
 
 
 def test_max_macs_both_ways() -> None:
     macs = count_macs(B453)
-    within = judge(B453, max_params=5_000_000, max_macs=macs)
+    within = Budget(5_000_000, macs).judge(B453)
     assert within.feasible and within.violations["macs"] == 0
-    over = judge(B453, max_params=5_000_000, max_macs=macs - 1000)
+    over = Budget(5_000_000, macs - 1000).judge(B453)
     assert not over.feasible and over.label == "over_budget"
     assert over.reason == f"over budget: {macs:,} MACs > {macs - 1000:,}"
     assert over.violations["macs"] == pytest.approx(1000 / (macs - 1000))
     assert over.violations["params"] < 0
-    roomy = judge(B453, max_params=5_000_000, max_macs=2 * macs)
+    roomy = Budget(5_000_000, 2 * macs).judge(B453)
     assert roomy.feasible and roomy.violations["macs"] == pytest.approx(-0.5)
 
 
 def test_over_both_budgets_names_both() -> None:
     macs = count_macs(R14)
-    v = judge(R14, max_params=5_000_000, max_macs=macs // 2)
+    v = Budget(5_000_000, macs // 2).judge(R14)
     assert v.label == "over_budget"
     assert (
         v.reason == f"over budget: 5,051,210 parameters > 5,000,000, {macs:,} MACs > {macs // 2:,}"
@@ -74,45 +74,45 @@ def test_over_both_budgets_names_both() -> None:
 @pytest.mark.parametrize("max_macs", [None, 10**9])
 def test_feasible_verdicts_have_no_positive_violation(max_macs: int | None) -> None:
     for name in ("ResNet10", "ResNet26-B453", "ResNet56", "ResNet26-B453-P2"):
-        v = judge(architecture(name), max_params=5_000_000, max_macs=max_macs)
+        v = Budget(5_000_000, max_macs).judge(architecture(name))
         assert v.feasible, name
         assert all(x <= 0 for x in v.violations.values())
         assert set(v.violations) == ({"params"} if max_macs is None else {"params", "macs"})
 
 
 def test_invalid() -> None:
-    v = invalid("invalid architecture: pool=8: is larger than the last feature map (4x4)")
+    v = Budget().invalid("invalid architecture: pool=8: is larger than the last feature map (4x4)")
     assert isinstance(v, Verdict)
     assert not v.feasible and v.label == "invalid"
     assert v.params is None and v.macs is None
     assert v.violations == {"params": INVALID_VIOLATION}
     assert INVALID_VIOLATION > 0
-    with_macs = invalid("training recipe: lr=0 must be a positive number", max_macs=10)
+    with_macs = Budget(max_macs=10).invalid("training recipe: lr=0 must be a positive number")
     assert with_macs.violations == {"params": INVALID_VIOLATION, "macs": INVALID_VIOLATION}
     assert with_macs.label == "invalid"
 
 
 def test_survey_of_the_smoke_space() -> None:
     config = load_config("smoke")
-    s = survey(config.space, n=200, max_params=config.max_params, max_macs=None, seed=0)
+    s = survey(config.space, n=200, budget=Budget(config.budget.max_params, None), seed=0)
     assert s.n == 200
     assert s.feasible + s.over_budget + s.invalid == 200
     assert s.feasible > 0 and s.over_budget > 0  # the smoke budget is small on purpose
     assert len(s.params) == len(s.macs) == s.feasible + s.over_budget
     assert len(s.feasible_params) == len(s.feasible_macs) == s.feasible
-    assert all(p <= config.max_params for p in s.feasible_params)
-    assert sum(p > config.max_params for p in s.params) == s.over_budget
-    assert sorted(s.feasible_params) == sorted(p for p in s.params if p <= config.max_params)
+    assert all(p <= config.budget.max_params for p in s.feasible_params)
+    assert sum(p > config.budget.max_params for p in s.params) == s.over_budget
+    assert sorted(s.feasible_params) == sorted(p for p in s.params if p <= config.budget.max_params)
     assert s.seconds >= 0
 
 
 def test_survey_is_deterministic_for_a_seed() -> None:
     space = load_config("smoke").space
-    a = survey(space, n=100, max_params=30_000, max_macs=None, seed=3)
-    b = survey(space, n=100, max_params=30_000, max_macs=None, seed=3)
+    a = survey(space, n=100, budget=Budget(30_000, None), seed=3)
+    b = survey(space, n=100, budget=Budget(30_000, None), seed=3)
     assert (a.feasible, a.over_budget, a.invalid) == (b.feasible, b.over_budget, b.invalid)
     assert a.params == b.params and a.macs == b.macs
-    c = survey(space, n=100, max_params=30_000, max_macs=None, seed=4)
+    c = survey(space, n=100, budget=Budget(30_000, None), seed=4)
     assert c.params != a.params
 
 
@@ -130,10 +130,10 @@ def test_survey_counts_invalid_samples_and_max_macs() -> None:
             }
         }
     )
-    s = survey(space, n=80, max_params=10**9, max_macs=None, seed=0)
+    s = survey(space, n=80, budget=Budget(10**9, None), seed=0)
     assert s.invalid > 0 and s.feasible == 80 - s.invalid and s.over_budget == 0
     median = sorted(s.macs)[len(s.macs) // 2]
-    t = survey(space, n=80, max_params=10**9, max_macs=median, seed=0)
+    t = survey(space, n=80, budget=Budget(10**9, median), seed=0)
     assert t.invalid == s.invalid
     assert t.over_budget == sum(m > median for m in s.macs) > 0
     assert all(m <= median for m in t.feasible_macs)

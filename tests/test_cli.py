@@ -196,3 +196,20 @@ def test_train_bad_input_exits_2_with_one_line(extra: list[str], fragment: str) 
     proc = subprocess.run(argv, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and fragment in proc.stderr
+
+
+def test_validate_judges_enqueued_trials_by_the_whole_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An enqueued architecture within the parameter budget but over ``max_macs`` is one the
+    objective rejects: validate says so (it once called it "within budget")."""
+    from search.config import PROJECT_CONFIGS
+
+    text = (PROJECT_CONFIGS / "smoke.yaml").read_text()
+    config = tmp_path / "macs.yaml"
+    config.write_text(text.replace("max_params: 30000", "max_params: 30000\n  max_macs: 2000000"))
+    code, out, err = _run(["validate", "--study", str(config)], capsys)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if "enqueued known-good tiny net" in x)
+    assert "MACs > 2,000,000" in line and "will be rejected" in line
+    assert "within budget" not in line

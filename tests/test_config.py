@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from model.architectures import NAMED_ARCHITECTURES
-from search.budget import survey
+from search.budget import Budget, survey
 from search.config import (
     PROJECT_CONFIGS,
     ConfigError,
@@ -84,7 +84,7 @@ def test_every_shipped_config_loads_and_makes_sense(path: Path) -> None:
     assert config.directions == ["maximize"] + ["minimize"] * (len(config.objectives) - 1)
     assert config.multi_objective == (len(config.objectives) > 1)
     assert config.trials is None or config.trials > 0
-    assert config.max_params == 5_000_000 or path.stem in ("smoke", "cpu-tiny")  # CPU-sized
+    assert config.budget.max_params == 5_000_000 or path.stem in ("smoke", "cpu-tiny")  # CPU-sized
     if config.multi_objective:
         assert config.pruner.name == "none"
     assert config.pruner.max_epochs == max(config.space.training["epochs"].candidates())
@@ -103,7 +103,7 @@ def test_every_shipped_config_loads_and_makes_sense(path: Path) -> None:
 def test_shipped_config_details() -> None:
     smoke = load_config("smoke")
     assert smoke.data.dataset == "synthetic" and smoke.data.synthetic_size == (600, 200)
-    assert smoke.data.val_size == 200 and smoke.max_params == 30_000 and smoke.trials == 4
+    assert smoke.data.val_size == 200 and smoke.budget.max_params == 30_000 and smoke.trials == 4
     assert smoke.pruner.name == "asha" and smoke.pruner.reduction_factor == 2
     assert smoke.pruner.max_epochs == 3
     assert smoke.enqueue[0][0] == "known-good tiny net"
@@ -143,8 +143,8 @@ def test_loading_by_name_equals_loading_by_path() -> None:
 
 def test_base_config_fields(tmp_path: Path) -> None:
     config = load_config(str(_write(tmp_path, BASE)))
-    assert config.name == "tiny" and config.trials == 3 and config.max_params == 50_000
-    assert config.max_macs is None and config.timeout is None and config.storage is None
+    assert config.name == "tiny" and config.trials == 3 and config.budget.max_params == 50_000
+    assert config.budget.max_macs is None and config.timeout is None and config.storage is None
     assert config.sampler.name == "random" and config.sampler.seed == 0
     assert config.pruner.name == "asha" and config.pruner.max_epochs == 3
     assert config.data.dataset == "synthetic" and config.data.val_size == 100
@@ -566,22 +566,26 @@ def test_check_feasible_accepts_a_space_where_only_some_configurations_fit(
     text = _edit("{choice: [8, 16]}", "{choice: [8, 256]}")
     text = text.replace("max_params: 50000", "max_params: 20000")
     config = load_config(str(_write(tmp_path, text)))
-    s = survey(config.space, n=100, max_params=config.max_params, max_macs=None, seed=0)
+    s = survey(config.space, n=100, budget=config.budget, seed=0)
     assert s.feasible > 0 and s.over_budget > 0  # really only some fit
     check_feasible(config)  # does not raise
 
 
 def test_check_feasible_follows_the_budget(tmp_path: Path) -> None:
     config = load_config(str(_write(tmp_path, BASE)))
-    s = survey(config.space, n=200, max_params=10**9, max_macs=None, seed=1)
+    s = survey(config.space, n=200, budget=Budget(10**9), seed=1)
     smallest_params, smallest_macs = min(s.params), min(s.macs)
-    check_feasible(dataclasses.replace(config, max_params=smallest_params))
+    check_feasible(dataclasses.replace(config, budget=Budget(smallest_params)))
     with pytest.raises(ConfigError) as info:
-        check_feasible(dataclasses.replace(config, max_params=smallest_params - 1))
+        check_feasible(dataclasses.replace(config, budget=Budget(smallest_params - 1)))
     assert info.value.key == "budget.max_params" and f"{smallest_params:,}" in str(info.value)
-    check_feasible(dataclasses.replace(config, max_macs=smallest_macs))
+    check_feasible(
+        dataclasses.replace(config, budget=Budget(config.budget.max_params, smallest_macs))
+    )
     with pytest.raises(ConfigError) as info:
-        check_feasible(dataclasses.replace(config, max_macs=smallest_macs - 1))
+        check_feasible(
+            dataclasses.replace(config, budget=Budget(config.budget.max_params, smallest_macs - 1))
+        )
     assert info.value.key == "budget.max_macs"
 
 
@@ -589,7 +593,7 @@ def test_check_feasible_finds_the_one_valid_structure(tmp_path: Path) -> None:
     # A 32x32 pool needs the 32x32 map: one layer with stride 1, tried after strides 4 and 2.
     text = _edit("pool: global", "pool: 32\n    stride: [{choice: [4, 2, 1]}, 2]")
     config = load_config(str(_write(tmp_path, text)))
-    s = survey(config.space, n=60, max_params=config.max_params, max_macs=None, seed=0)
+    s = survey(config.space, n=60, budget=config.budget, seed=0)
     assert s.invalid > 0 and s.feasible > 0
     error = _error(_write(tmp_path, text.replace("[4, 2, 1]", "[4, 2]"), "without-1.yaml"))
     assert error.key == "space.architecture" and "pool=32" in str(error)
@@ -644,7 +648,7 @@ def test_validation_and_survey_do_not_import_torch() -> None:
         "from search.budget import survey\n"
         "from search.config import load_config\n"
         "c = load_config('b453-space')\n"
-        "s = survey(c.space, n=30, max_params=c.max_params, max_macs=c.max_macs)\n"
+        "s = survey(c.space, n=30, budget=c.budget)\n"
         "print(s.n, s.feasible + s.over_budget + s.invalid, 'torch' in sys.modules)\n"
     )
     proc = subprocess.run(

@@ -7,19 +7,24 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 
-from search.config import load_config
-from search.objective import Objective, StudyFull, config_key
-from search.storage import open_storage
+from search.config import StudyConfig, load_config
+from search.objective import Objective, StudyFull, Value
+from search.slots import config_key
+from search.storage import BufferedRDBStorage, open_storage
 from search.study import open_study
+from search.trainer import EngineTrainer
 
 SMOKE = dataclasses.replace(load_config("smoke"), enqueue=())  # the tests enqueue their own
 
 
-def _setup(tmp_path: Path, config=SMOKE):  # type: ignore[no-untyped-def]
+def _setup(
+    tmp_path: Path, config: StudyConfig = SMOKE
+) -> tuple[BufferedRDBStorage, optuna.Study, Objective]:
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     study, _ = open_study(config, storage, sampler=optuna.samplers.RandomSampler(seed=1))
     from model.data import load_data
@@ -27,6 +32,7 @@ def _setup(tmp_path: Path, config=SMOKE):  # type: ignore[no-untyped-def]
     objective = Objective(
         config=config,
         storage=storage,
+        trainer=EngineTrainer(),
         device="cpu",
         checkpoint_dir=tmp_path / "ck",
         load_data=lambda: load_data(dataset="synthetic", val_size=200, synthetic_size=(600, 200)),
@@ -35,7 +41,9 @@ def _setup(tmp_path: Path, config=SMOKE):  # type: ignore[no-untyped-def]
     return storage, study, objective
 
 
-def _run_one(study: optuna.Study, objective: Objective, params: dict | None = None):  # type: ignore[no-untyped-def]
+def _run_one(
+    study: optuna.Study, objective: Objective, params: dict[str, Any] | None = None
+) -> tuple[optuna.Trial, Value | None]:
     if params is not None:
         study.enqueue_trial(params)
     trial = study.ask()
@@ -85,7 +93,7 @@ def test_rejected_trials_never_build_a_model(
     frozen = storage.get_trial(trial._trial_id)
     assert value is None and frozen.state == optuna.trial.TrialState.PRUNED
     assert frozen.user_attrs["verdict"] == "over_budget" and frozen.constraints["params"] > 0
-    assert frozen.user_attrs["params"] > SMOKE.max_params
+    assert frozen.user_attrs["params"] > SMOKE.budget.max_params
     assert "counted" not in frozen.user_attrs and frozen.intermediate_values == {}
     assert frozen.user_attrs["check_ms"] < 50
 
@@ -97,15 +105,18 @@ def test_rejection_does_not_even_import_torch(tmp_path: Path) -> None:
         import dataclasses, sys, optuna
         from pathlib import Path
         from search.config import load_config
+        from search.budget import Budget
         from search.objective import Objective
+        from search.trainer import EngineTrainer
         from search.storage import open_storage
         from search.study import open_study
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         # A budget almost nothing in b453-space fits: nearly every trial is rejected.
-        config = dataclasses.replace(load_config("b453-space"), max_params=300_000, enqueue=())
+        config = dataclasses.replace(load_config("b453-space"), budget=Budget(300_000), enqueue=())
         storage = open_storage("sqlite:///{tmp_path / "r.db"}")
         study, _ = open_study(config, storage, sampler=optuna.samplers.RandomSampler(seed=0))
         objective = Objective(config=config, storage=storage, device="cuda",
+                              trainer=EngineTrainer(),
                               checkpoint_dir=Path("ck"), load_data=lambda: 1 / 0)
         rejected, torch_loaded = 0, False
         while rejected < 40:
@@ -120,6 +131,7 @@ def test_rejection_does_not_even_import_torch(tmp_path: Path) -> None:
             except ZeroDivisionError:  # a feasible one reached training (and loaded torch)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 objective = Objective(config=config, storage=storage, device="cuda",
+                                      trainer=EngineTrainer(),
                                       checkpoint_dir=Path("ck"), load_data=lambda: 1 / 0)
                 sys.modules.pop("torch", None)  # so later rejections are checked afresh
         print("REJECTED", rejected, "TORCH", torch_loaded)

@@ -187,7 +187,7 @@ def test_accuracy_figure_budget_front_paper_and_rejected_strip(b453: Made, b453_
     trials = study.get_trials(deepcopy=False)
     completed = [t for t in trials if t.user_attrs.get("outcome") == "completed"]
     pruned = [t for t in trials if t.user_attrs.get("outcome") == "pruned"]
-    assert sorted(traces["completed"].y) == sorted(t.value for t in completed)
+    assert sorted(traces["completed"].y) == sorted(t.value for t in completed)  # type: ignore[type-var]
     assert sorted(traces["pruned"].y) == sorted(t.user_attrs["curve"][-1] for t in pruned)
     assert sorted(traces["pruned"].x) == sorted(t.user_attrs["params"] for t in pruned)
     # The front: a non-decreasing step line ending at the budget, through the best trial.
@@ -259,7 +259,9 @@ def test_history_importances_parallel_curves_timeline(b453: Made) -> None:
     # Learning curves of the top 5 trials; the table lists the same 5.
     curves = sections["learning-curves"].figure
     assert curves is not None and 1 <= len(curves.data) <= 5
-    assert sections["top-trials"].body_html.count("<tr class=main>") == 5
+    table = sections["top-trials"].body_html
+    assert table is not None
+    assert table.count("<tr class=main>") == 5
     # Timeline: one row per worker, bars from start to end.
     timeline = sections["timeline"].figure
     assert timeline is not None
@@ -297,7 +299,7 @@ def test_top_table_has_parseable_retrain_commands(b453: Made, b453_html: str) ->
     assert outcomes == sorted(outcomes, key=lambda o: o != "completed")
     accuracies = [study.trials[int(n)].value for _, n in ranks if study.trials[int(n)].value]
     done = [a for a, o in zip(accuracies, outcomes, strict=False) if o == "completed"]
-    assert done == sorted(done, reverse=True)
+    assert done == sorted(done, reverse=True)  # type: ignore[type-var]
 
 
 def test_retrain_result_shows_as_test_accuracy(b453: Made, tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from model.architectures import architecture
 from model.recipe import SCHEDULES, TrainConfig
 from model.spec import ResNetSpec, make_spec, spec_from_dict
-from search.cli import _recipe_from_args, _spec_from_args, build_parser
+from search.cli import build_parser
+from search.cli.common import spec_from_args as _spec_from_args
+from search.flags import recipe_from_args as _recipe_from_args
 from search.results import best_trials, export_config, read_exported, train_command
 from tests.strategies import valid_specs
 

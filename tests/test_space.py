@@ -153,9 +153,14 @@ def test_parse_param_extra_options_are_allowed_only_when_named() -> None:
             "did you mean 'channels'",
         ),
         (
-            {"architecture": {"layers": 1, "blocks": 1, "channels": 8, "strides": [1]}},
+            {"architecture": {"layers": 1, "blocks": 1, "channels": 8, "strids": [1]}},
+            "space.architecture.strids",
+            "did you mean 'strides'",
+        ),
+        (
+            {"architecture": {"layers": 1, "blocks": 1, "channels": 8, "stride": 1, "strides": 1}},
             "space.architecture.strides",
-            "did you mean 'stride'",
+            "given twice",
         ),
         (
             {"architecture": {"layers": 1, "blocks": 1, "channels": 8}, "training": {"lrr": 0.1}},
@@ -350,7 +355,7 @@ def test_invalid_combination_is_a_candidate_error_not_an_exception() -> None:
         if trial.params["stride_1"] == 4:
             assert candidate.spec is None
             assert candidate.error is not None and "pool" in candidate.error
-            assert candidate.arch["stride"] == [4] and candidate.arch["pool"] == 16
+            assert candidate.arch["strides"] == [4] and candidate.arch["pool"] == 16
         else:
             assert candidate.spec is not None and candidate.error is None
             assert candidate.spec.pool == 16

@@ -1,4 +1,4 @@
-"""Storage URLs, the buffered RDB storage, and the service's own queries (SQLite, PostgreSQL)."""
+"""Storage URLs, the buffered RDB storage, writes on finished trials (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,11 @@ from search.storage import (
     DEFAULT_STORAGE,
     STORAGE_ENV,
     StorageError,
-    count_slots,
-    count_waiting,
-    find_trial_by_attr,
     mask,
     open_storage,
     parse_url,
     resolve_url,
-    set_finished_trial_user_attr,
-    slot_lock,
+    set_finished_trial_attrs,
 )
 from tests.conftest import PrivateServer
 
@@ -112,63 +108,6 @@ def test_buffered_writes_keep_optunas_checks(url: str) -> None:
         storage.flush()
 
 
-def test_slot_queries(url: str) -> None:
-    storage = open_storage(url)
-    study = optuna.create_study(storage=storage, study_name="s")
-    sid = study._study_id
-    done = study.ask()
-    done.set_user_attr("counted", True)
-    done.set_user_attr("config_key", "abc")
-    study.tell(done, 0.5)
-    given_back = study.ask()
-    given_back.set_user_attr("counted", False)
-    study.tell(given_back, state=optuna.trial.TrialState.PRUNED)
-    running = study.ask()
-    running.set_user_attr("counted", True)
-    storage.flush()
-    study.enqueue_trial({"x": 1})
-    assert count_slots(storage, sid) == 2
-    assert count_slots(storage, sid, exclude=running._trial_id) == 1
-    assert count_slots(storage, sid, states=("RUNNING",)) == 1
-    assert count_waiting(storage, sid) == 1
-    assert find_trial_by_attr(storage, sid, "config_key", "abc", "COMPLETE") == done._trial_id
-    assert find_trial_by_attr(storage, sid, "config_key", "abc", "RUNNING") is None
-    with slot_lock(storage, "s"):
-        pass
-
-
-def _terminate(storage: optuna.storages.RDBStorage, pid: int) -> None:
-    """Kill one server process, as a database restart does to every connection."""
-    admin_engine = sqlalchemy.create_engine(storage.engine.url, poolclass=sqlalchemy.NullPool)
-    with admin_engine.connect() as admin:  # no pool: nothing left connected afterwards
-        admin.execute(sqlalchemy.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-
-
-@pytest.mark.parametrize("when", ["while held", "after the unlock"])
-def test_slot_lock_survives_its_connection_dying(pg_url: str, when: str) -> None:
-    """A restart that kills the lock's connection (the server then releases the lock) must
-    not fail the worker, wherever the kill lands, and the lock must be free afterwards."""
-    storage = open_storage(pg_url)
-    backend: list[int] = []
-
-    @sqlalchemy.event.listens_for(storage.engine, "after_cursor_execute")
-    def kill(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if "pg_advisory_lock" in statement:
-            backend.append(conn.connection.dbapi_connection.info.backend_pid)  # type: ignore[attr-defined]
-        if "pg_advisory_unlock" in statement and when == "after the unlock":
-            _terminate(storage, backend[-1])  # the unlock ran; closing the connection fails
-
-    with slot_lock(storage, "s"):
-        if when == "while held":
-            _terminate(storage, backend[-1])
-    held = sqlalchemy.text(
-        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-        "(SELECT oid FROM pg_database WHERE datname = current_database())"
-    )
-    with storage.engine.connect() as conn:
-        assert conn.execute(held).scalar() == 0
-
-
 def test_buffered_writes_wait_out_a_database_outage(private_pg: PrivateServer) -> None:
     """A worker flushes its trial's writes when it claims a slot: a database that is down at
     that moment (a restart) must delay the write, not fail the worker."""
@@ -192,9 +131,10 @@ def test_user_attr_on_a_finished_trial(url: str) -> None:
     trial = study.ask()
     study.tell(trial, 0.9)
     with pytest.raises(RuntimeError):  # Optuna's own API refuses
-        storage.set_trial_user_attr(trial._trial_id, "k", 1) or storage.flush()
-    set_finished_trial_user_attr(storage, trial._trial_id, "retrain", {"test_accuracy": 0.95})
-    set_finished_trial_user_attr(storage, trial._trial_id, "retrain", {"test_accuracy": 0.96})
+        storage.set_trial_user_attr(trial._trial_id, "k", 1)  # buffered: refused at the flush
+        storage.flush()
+    set_finished_trial_attrs(storage, trial._trial_id, {"retrain": {"test_accuracy": 0.95}})
+    set_finished_trial_attrs(storage, trial._trial_id, {"retrain": {"test_accuracy": 0.96}})
     reread = optuna.load_study(study_name="s", storage=url).trials[0]
     assert reread.user_attrs["retrain"] == {"test_accuracy": 0.96}
 

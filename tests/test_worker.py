@@ -92,6 +92,13 @@ def _finish(procs: list[subprocess.Popen[bytes]], logs: list[Path], timeout: flo
     assert codes == [0] * len(procs), codes
 
 
+def _trained_by(log: Path) -> int:
+    """The count in a worker's closing "done: N trained" line."""
+    m = re.search(r"done: (\d+) trained", log.read_text())
+    assert m is not None, log.read_text()
+    return int(m.group(1))
+
+
 def _study(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
 
@@ -184,7 +191,7 @@ def test_stress_four_workers_fifty_trials_each(url: str, tmp_path: Path) -> None
     out = "".join(log.read_text() for log in logs)
     assert "database is locked" not in out and "retrying" not in out
     assert "Traceback" not in out
-    per_worker = [int(re.search(r"done: (\d+) trained", log.read_text()).group(1)) for log in logs]
+    per_worker = [_trained_by(log) for log in logs]
     assert sum(per_worker) == 280
     assert min(per_worker) >= 50, per_worker  # four workers, at least 50 trials each
 
@@ -250,3 +257,36 @@ def test_enqueued_trials_are_taken_exactly_once(url: str, tmp_path: Path) -> Non
     )
     assert taken == collections.Counter({f"e{i}": 1 for i in range(24)})
     assert len(_trained(trials)) == 30
+
+
+@pytest.mark.parametrize("training", ["dry run", "engine"])
+def test_an_interrupted_trial_is_requeued_and_resumed(training: str, tmp_path: Path) -> None:
+    """SIGINT in the middle of a trial: recorded as interrupted, re-queued with the same
+    parameters, and the next worker resumes it from its checkpoint. A dry run takes exactly
+    the path a trial that trains takes (the dry run is a trainer, not a copy of the loop)."""
+    config = tmp_path / "crash.yaml"
+    config.write_text(CRASH_CONFIG)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    extra = ("--dry-run", "3") if training == "dry run" else ()
+    first = _worker(config, url, tmp_path / "first.log", *extra)
+    m = _wait_for(tmp_path / "first.log", r"trial (\d+) epoch 2/6")
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 128 + signal.SIGINT
+    stopped = int(m.group(1))
+    trials = {t.number: t for t in _study(url, "crash")}
+    dead = trials[stopped]
+    assert dead.state == optuna.trial.TrialState.FAIL
+    assert dead.user_attrs["outcome"] == "interrupted" and dead.user_attrs["counted"] is False
+    assert dead.user_attrs["reason"] == "interrupted by SIGINT"
+    [queued] = [t for t in trials.values() if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.user_attrs["resumes"] == stopped
+
+    second = _worker(config, url, tmp_path / "second.log", *extra)
+    _finish([second], [tmp_path / "second.log"])
+    trials = {t.number: t for t in _study(url, "crash")}
+    retry = trials[queued.number]
+    assert retry.params == dead.params and retry.user_attrs["outcome"] in ("completed", "pruned")
+    assert retry.user_attrs["resumed_from_epoch"] >= 2
+    assert retry.user_attrs["curve"][:2] == dead.user_attrs["curve"][:2]
+    assert len(_trained(list(trials.values()))) == 6
+    assert (retry.user_attrs.get("dry_run") is True) == (training == "dry run")
