@@ -115,8 +115,11 @@ class Unlimited(Objective):
     """The real objective, but a trial takes its training slot without the slot lock or the
     study's trial count, so that a study grows to any size."""
 
-    def _claim(self, trial: optuna.Trial) -> None:
-        record.write(trial, counted=True)
+    def _claim(self, trial: optuna.Trial, key: str) -> int | None:
+        finished = slots.find_configuration(self.storage, trial.study._study_id, key, "COMPLETE")
+        if finished is None:
+            record.write(trial, counted=True)
+        return finished
 
 
 def run_trials(
@@ -167,7 +170,7 @@ def part1_and_2(config: StudyConfig, seeds: list[int], workdir: Path) -> None:
             sampler = (
                 optuna.samplers.RandomSampler(seed=seed)
                 if name == "random"
-                else make_sampler(seeded)
+                else make_sampler(seeded, exact_seed=True)
             )
             url = f"sqlite:///{workdir / f'{name}-{seed}.db'}"
             trials = run_trials(config, url, sampler, 300)[50:]

@@ -113,17 +113,9 @@ class Objective:
         record.write(
             trial, config_key=key, spec=spec_dict, recipe=recipe.to_dict(), seed=recipe.seed
         )
-        study_id = trial.study._study_id
-        finished = slots.find_configuration(self.storage, study_id, key, "COMPLETE")
+        finished = self._claim(trial, key)
         if finished is not None:
             return self._reuse(trial, finished)
-        running = slots.find_configuration(self.storage, study_id, key, "RUNNING")
-        if running is not None and running != trial._trial_id:
-            record.write(trial, outcome=Outcome.DUPLICATE)
-            self._done(trial, Outcome.DUPLICATE, "the same configuration is training elsewhere")
-            raise optuna.TrialPruned("the same configuration is already training")
-
-        self._claim(trial)
         result = self._train(trial, candidate.spec, recipe, key, verdict)
         return self._value(result, verdict)
 
@@ -157,10 +149,24 @@ class Objective:
         )
         return done.values[0] if len(done.values) == 1 else (done.values[0], done.values[1])
 
-    def _claim(self, trial: optuna.Trial) -> None:
+    def _claim(self, trial: optuna.Trial, key: str) -> int | None:
+        """Claim a training slot for configuration ``key``, or return the finished trial of
+        it to reuse. Under the study's slot lock, so that no two workers start one
+        configuration: the check and the claim are one step, and both this trial's key and
+        its claim are committed before the lock is released."""
         total = self.config.trials
         study = trial.study
         with slots.slot_lock(self.storage, study.study_name):
+            self.storage.flush()
+            finished = slots.find_configuration(self.storage, study._study_id, key, "COMPLETE")
+            if finished is not None:
+                return finished
+            if slots.training_elsewhere(
+                self.storage, study._study_id, key, exclude=trial._trial_id
+            ):
+                record.write(trial, outcome=Outcome.DUPLICATE)
+                self._done(trial, Outcome.DUPLICATE, "the same configuration is training elsewhere")
+                raise optuna.TrialPruned("the same configuration is already training")
             held = slots.count_slots(self.storage, study._study_id, exclude=trial._trial_id)
             if total is not None and held >= total:
                 record.write(trial, outcome=Outcome.SURPLUS, counted=False)
@@ -168,6 +174,7 @@ class Objective:
                 raise StudyFull(f"the study already has its {total} trained trials")
             record.write(trial, counted=True)
             self.storage.flush()  # visible to the next claimant before the lock is released
+        return None
 
     # --- training -----------------------------------------------------------------------------
 
@@ -215,15 +222,17 @@ class Objective:
         )
 
         def on_epoch_end(epoch: EpochRecord) -> bool:
-            add(epoch)
-            record.write(trial, curve=curve)
-            speed = f", {epoch.images_per_second:,.0f} img/s" if epoch.images_per_second else ""
-            self.log(
-                f"trial {trial.number} epoch {epoch.epoch}/{recipe.epochs}: val "
-                f"{epoch.val_accuracy:.4f}, loss {epoch.train_loss:.3f}, {epoch.seconds:.1f} s"
-                + speed
-            )
-            if not multi and trial.should_prune():
+            with self.signals.shielded():  # a signal waits for the epoch's records
+                add(epoch)
+                record.write(trial, curve=curve)
+                speed = f", {epoch.images_per_second:,.0f} img/s" if epoch.images_per_second else ""
+                self.log(
+                    f"trial {trial.number} epoch {epoch.epoch}/{recipe.epochs}: val "
+                    f"{epoch.val_accuracy:.4f}, loss {epoch.train_loss:.3f}, "
+                    f"{epoch.seconds:.1f} s" + speed
+                )
+                prune = not multi and trial.should_prune()
+            if prune:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch.epoch}")
             return False
 
@@ -232,9 +241,7 @@ class Objective:
         if need:  # on a GPU: to check the estimate against the measured peak
             record.write(trial, memory_estimate_gib=round(need / 2**30, 2))
         try:
-            with self.memory.hold(need, on_wait=self._waiting(trial)):
-                self.signals.in_training = True
-                self.signals.check()
+            with self.memory.hold(need, on_wait=self._waiting(trial)), self.signals.interruptible():
                 result = self.trainer.train(
                     spec,
                     self._data,
@@ -267,8 +274,6 @@ class Objective:
             path.unlink(missing_ok=True)
             self._done(trial, outcome, str(e))
             raise optuna.TrialPruned(str(e)) from None
-        finally:
-            self.signals.in_training = False
 
         value = result.val_accuracy
         assert value is not None

@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import optuna
@@ -29,7 +31,7 @@ import sqlalchemy
 
 from model.recipe import RESUME_FREE
 from search.record import IDENTITY_ATTR, SLOT_ATTR
-from search.storage import retrying
+from search.retry import retrying
 
 NOT_IDENTITY = RESUME_FREE | {"seed"}
 """Recipe fields that are no part of a configuration's identity: those that do not change
@@ -100,15 +102,44 @@ def find_configuration(
     return None if found is None else int(found)
 
 
+_TRAINING_ELSEWHERE = sqlalchemy.text(
+    "SELECT t.trial_id FROM trials t "
+    "JOIN trial_user_attributes k ON k.trial_id = t.trial_id "
+    "JOIN trial_user_attributes s ON s.trial_id = t.trial_id "
+    "WHERE t.study_id = :study_id AND t.state = 'RUNNING' AND t.trial_id != :trial_id "
+    "AND k.key = :key AND k.value_json = :value AND s.key = :slot_key AND s.value_json = 'true' "
+    "LIMIT 1"
+)
+
+
+def training_elsewhere(
+    storage: optuna.storages.RDBStorage, study_id: int, key: str, *, exclude: int
+) -> int | None:
+    """Another running trial that claimed a slot for configuration ``key``, if any."""
+    params = {
+        "study_id": study_id,
+        "trial_id": exclude,
+        "key": IDENTITY_ATTR,
+        "value": json.dumps(key),
+        "slot_key": SLOT_ATTR,
+    }
+    found = retrying(_scalar, storage, _TRAINING_ELSEWHERE, params)
+    return None if found is None else int(found)
+
+
 @contextlib.contextmanager
-def slot_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
-    """Serialise slot claims of one study across processes and hosts.
+def slot_lock(storage: optuna.storages.RDBStorage, name: str) -> Iterator[None]:
+    """Serialise work on one study across processes and hosts: its slot claims (``name``
+    the study's name), or its setup (``setup NAME``).
 
     PostgreSQL: a session advisory lock (released by the server if the holder dies); MySQL:
-    GET_LOCK; SQLite: a lock file beside the database (one host by nature).
+    GET_LOCK; SQLite: a lock file beside the database (one host by nature). A worker waiting
+    for the lock holds no database connection: it tries, gives the connection back to its
+    pool and tries again, so that a fleet waiting for one holder never takes the connections
+    the holder needs (a blocking wait did, and 64 workers deadlocked on 100 connections).
     """
     backend = storage.engine.dialect.name
-    key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     if backend == "sqlite":
         from filelock import FileLock
 
@@ -116,19 +147,19 @@ def slot_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[
             yield
         return
     if backend == "postgresql":
-        lock = sqlalchemy.text("SELECT pg_advisory_lock(:n)")
+        lock = sqlalchemy.text("SELECT pg_try_advisory_lock(:n)")
         unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:n)")
-        name: int | str = key
+        lock_id: int | str = key
     else:
-        lock = sqlalchemy.text("SELECT GET_LOCK(:n, 600)")
+        lock = sqlalchemy.text("SELECT GET_LOCK(:n, 0)")
         unlock = sqlalchemy.text("SELECT RELEASE_LOCK(:n)")
-        name = f"optuna-search-{key & 0xFFFFFFFF:08x}"
-    conn = retrying(_locked_connection, storage, lock, name, what="slot lock")
+        lock_id = f"optuna-search-{key & 0xFFFFFFFF:08x}"
+    conn = acquire(storage.engine.connect, lock, lock_id)
     try:
         yield
     finally:
         try:
-            conn.execute(unlock, {"n": name})
+            conn.execute(unlock, {"n": lock_id})
         except Exception:
             # The connection died: the server released the lock with it. Never return a
             # connection that may still hold the lock to the pool.
@@ -139,11 +170,38 @@ def slot_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[
             conn.close()
 
 
-def _locked_connection(storage: optuna.storages.RDBStorage, lock: Any, name: Any) -> Any:
-    conn = storage.engine.connect()
+LOCK_POLL_SECONDS = (0.005, 0.25)
+"""The first and the longest wait between two tries for a taken lock (randomised)."""
+
+
+def acquire(
+    connect: Callable[[], sqlalchemy.engine.Connection],
+    lock: sqlalchemy.TextClause,
+    lock_id: int | str,
+) -> sqlalchemy.engine.Connection:
+    """A connection that holds the lock (``lock`` tries it without waiting); between tries
+    the connection is closed (back to its pool), so that waiting holds none."""
+    delay = LOCK_POLL_SECONDS[0]
+    while True:
+        conn = retrying(_try_lock, connect, lock, lock_id, what="taking a lock")
+        if conn is not None:
+            return conn
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 1.5, LOCK_POLL_SECONDS[1])
+
+
+def _try_lock(
+    connect: Callable[[], sqlalchemy.engine.Connection],
+    lock: sqlalchemy.TextClause,
+    lock_id: int | str,
+) -> sqlalchemy.engine.Connection | None:
+    conn = connect()
     try:
-        conn.execute(lock, {"n": name})
+        taken = bool(conn.execute(lock, {"n": lock_id}).scalar())
     except BaseException:
         conn.invalidate()
         raise
-    return conn
+    if taken:
+        return conn
+    conn.close()
+    return None

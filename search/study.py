@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
+import time
 import warnings
 from typing import Any
 
@@ -23,6 +26,7 @@ import yaml
 
 from search.config import StudyConfig
 from search.record import StudyRecord, attrs, write_study
+from search.slots import slot_lock
 from search.space import LEGACY_KEYS
 
 _IDENTITY_KEYS = ("objectives", "budget", "space", "data")
@@ -33,12 +37,14 @@ class StudyMismatch(Exception):
 
 
 def make_sampler(
-    config: StudyConfig, *, worker: int = 0, offset: int = 0
+    config: StudyConfig, *, worker: int | str = 0, exact_seed: bool = False
 ) -> optuna.samplers.BaseSampler:
-    """The config's sampler. Workers never share a seed (the cause of Optuna users' duplicate
-    configurations): a configured seed is offset by the worker index and the study's size."""
+    """The config's sampler. Workers never share a seed (same seed, same suggestions: the
+    cause of Optuna users' duplicate configurations, #4714): a configured seed is turned into
+    one of this process alone (:func:`process_seed`), unless ``exact_seed`` (a benchmark
+    that must repeat). A trial's results stay reproducible from its recorded training seed."""
     s = config.sampler
-    seed = None if s.seed is None else s.seed + 1000 * worker + offset
+    seed = s.seed if exact_seed or s.seed is None else process_seed(s.seed, worker)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if s.name == "random":
@@ -56,6 +62,13 @@ def make_sampler(
             group=True,
             constant_liar=True,
         )
+
+
+def process_seed(seed: int, worker: int | str = 0) -> int:
+    """A sampler seed of this process alone: the configured seed mixed with the worker, the
+    host, the process and the time, so that processes started together on any hosts differ."""
+    unique = f"{seed}|{worker}|{platform.node()}|{os.getpid()}|{time.time_ns()}"
+    return int.from_bytes(hashlib.sha256(unique.encode()).digest()[:4], "big")
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
@@ -101,33 +114,43 @@ def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
 
 def open_study(
     config: StudyConfig,
-    storage: optuna.storages.BaseStorage,
+    storage: optuna.storages.RDBStorage,
     *,
     sampler: optuna.samplers.BaseSampler | None = None,
     create: bool = True,
 ) -> tuple[optuna.Study, bool]:
-    """Create the study (and enqueue its trials) or load it; returns (study, created)."""
-    exists = study_exists(storage, config.name)
-    if not exists and not create:
+    """Create the study (and enqueue its trials) or load it; returns (study, created).
+
+    Any number of processes may call this at once on a new study: creating and setting it up
+    happen under the study's setup lock, and exactly one of them creates it.
+    """
+    if not create and not study_exists(storage, config.name):
         raise KeyError(config.name)
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=storage,
-        sampler=sampler or make_sampler(config),
-        pruner=make_pruner(config),
-        directions=config.directions,
-        load_if_exists=True,
-    )
-    stored = StudyRecord.of(study)
-    if stored.identity is not None and stored.identity != identity(config):
-        raise StudyMismatch(
-            f"study {config.name!r} in this storage was created from a different config "
-            f"(objectives, budget, space or data changed); give the config a new name: "
-            "or use another storage"
+    with slot_lock(storage, f"setup {config.name}"):
+        study = optuna.create_study(
+            study_name=config.name,
+            storage=storage,
+            sampler=sampler or make_sampler(config),
+            pruner=make_pruner(config),
+            directions=config.directions,
+            load_if_exists=True,
         )
-    if stored.setup_complete:
-        return study, False
-    # First run (or a first run that stopped half-way): everything here is idempotent.
+        stored = StudyRecord.of(study)
+        if stored.identity is not None and stored.identity != identity(config):
+            raise StudyMismatch(
+                f"study {config.name!r} in this storage was created from a different config "
+                f"(objectives, budget, space or data changed); give the config a new name: "
+                "or use another storage"
+            )
+        if stored.setup_complete:
+            return study, False
+        _set_up(study, config)
+    return study, True
+
+
+def _set_up(study: optuna.Study, config: StudyConfig) -> None:
+    """A new study's names, record, enqueued trials and note (idempotent: a first run that
+    stopped half-way is completed by the next)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(config.objectives))
@@ -149,7 +172,6 @@ def open_study(
 
     save_note(study, study_note(config))
     write_study(study, setup_complete=True)
-    return study, not exists
 
 
 def study_note(config: StudyConfig) -> str:

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from search import storage as storage_mod
 from search.artifacts import artifact_store
 from search.config import StudyConfig
 from search.gpu import TrialMemory
+from search.identity import worker_name
 from search.objective import Objective, StudyFull, TrialOutcome
 from search.record import FAILED_IN_TRAINING, STARTED_TRAINING, Outcome
 from search.signals import Interrupted, Signals, handle
@@ -50,8 +50,8 @@ class WorkerOptions:
     device: str
     timeout: float | None = None
     compile: bool = False
-    worker: int = 0
-    """Index of this worker among those started together (offsets the sampler seed)."""
+    worker: int | None = None
+    """Index of this worker among those its launcher started (None: started on its own)."""
     heartbeat_interval: int = 10
     grace_period: int = 30
     poll_seconds: float = 2.0
@@ -98,11 +98,9 @@ def run_worker(
         heartbeat_interval=options.heartbeat_interval,
         grace_period=options.grace_period,
     )
-    study_id = storage.get_study_id_from_name(config.name)
-    offset = len(storage.get_all_trials(study_id, deepcopy=False))
-    study, _ = open_study(
-        config, storage, sampler=make_sampler(config, worker=options.worker, offset=offset)
-    )
+    name = worker_name(index=options.worker, device=options.device)
+    study, _ = open_study(config, storage, sampler=make_sampler(config, worker=name))
+    study_id = study._study_id
     signals = Signals()
     trainer: Trainer = EngineTrainer() if options.dry_run is None else DryTrainer(options.dry_run)
     objective = Objective(
@@ -117,7 +115,7 @@ def run_worker(
         signals=signals,
         memory=_trial_memory(options),
         artifact_store=artifact_store(config.artifacts),
-        worker_name=_worker_name(options),
+        worker_name=name,
     )
     summary = WorkerSummary(outcomes=objective.outcomes)
     restore = handle(signals, log)
@@ -197,17 +195,6 @@ def _trial_memory(options: WorkerOptions) -> TrialMemory:
     from search.gpu import cuda_ledger
 
     return TrialMemory(options.device, cuda_ledger())
-
-
-def _worker_name(options: WorkerOptions) -> str:
-    """``host/w0`` plus the GPU the worker sees, e.g. ``gpu-box/w3/gpu1``."""
-    import platform
-
-    name = f"{platform.node()}/w{options.worker}"
-    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if options.device.startswith("cuda"):
-        name += f"/gpu{gpu}" if gpu else f"/{options.device}"
-    return name
 
 
 class _quiet_optuna:

@@ -60,7 +60,7 @@ def test_slot_lock_survives_its_connection_dying(pg_url: str, when: str) -> None
 
     @sqlalchemy.event.listens_for(storage.engine, "after_cursor_execute")
     def kill(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if "pg_advisory_lock" in statement:
+        if "advisory_lock(" in statement:  # pg_try_advisory_lock: the lock taken
             backend.append(conn.connection.dbapi_connection.info.backend_pid)  # type: ignore[attr-defined]
         if "pg_advisory_unlock" in statement and when == "after the unlock":
             _terminate(storage, backend[-1])  # the unlock ran; closing the connection fails

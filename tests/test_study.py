@@ -76,3 +76,18 @@ def test_two_objectives(tmp_path: Path) -> None:
         optuna.study.StudyDirection.MINIMIZE,
     ]
     assert study.metric_names == ["val_accuracy", "params"]
+
+
+def test_a_configured_seed_is_made_unique_per_process() -> None:
+    """Processes started together with one configured seed must not share it (same seed,
+    same suggestions); a benchmark can still ask for the exact seed."""
+    from search.study import process_seed
+
+    def first(sampler: optuna.samplers.BaseSampler) -> float:
+        return optuna.create_study(sampler=sampler).ask().suggest_float("x", 0.0, 1.0)
+
+    assert len({process_seed(0, worker="w") for _ in range(20)}) == 20
+    assert first(make_sampler(SMOKE)) != first(make_sampler(SMOKE))
+    assert first(make_sampler(SMOKE, exact_seed=True)) == first(
+        make_sampler(SMOKE, exact_seed=True)
+    )

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from model.spec import SpecError
 from search.cli.common import Parser
+from search.console import guard
 from search.errors import UsageError
 
 COMMANDS = (
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    guard()  # a closed stdout (| head, a dead launcher) never fails a trial
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -121,6 +121,7 @@ def take_action(args: argparse.Namespace) -> int:
         f"{held}{total} trained trials so far; {where}; {what}",
         flush=True,
     )
+    storage.engine.dispose()  # the worker (or launcher) below holds no idle connection of it
     if not slots:
         code = work_here(args, plan)
     else:
@@ -188,7 +189,7 @@ def work_here(args: argparse.Namespace, plan: RunPlan) -> int:
         device=plan.device,
         timeout=plan.config.timeout,
         compile=bool(args.compile),
-        worker=getattr(args, "worker_index", 0),
+        worker=getattr(args, "worker_index", None),
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
         share_gpu=args.trials_per_gpu > 1,

@@ -18,7 +18,7 @@ HELP = DESCRIPTION = "join a study as one more worker, from any host"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_trial_args(p)
     p.add_argument("--gpu", type=int, metavar="N", help="use only GPU N (CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -26,6 +26,10 @@ def take_action(args: argparse.Namespace) -> int:
     from search.prepare import check_heartbeat, open_checked, prepare, stored_study_config
     from search.study import StudyMismatch, open_study
 
+    if args.launched:  # stop (record, re-queue) when the launcher dies, not run on orphaned
+        from search.signals import stop_with_parent
+
+        stop_with_parent(os.getppid())
     if args.gpu is not None:  # before torch is imported: this process sees only that GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
         args.device = args.device or "cuda"
@@ -39,6 +43,8 @@ def take_action(args: argparse.Namespace) -> int:
     plan = prepare(
         config, url, device=args.device, dry_run=args.dry_run, say=say, check_cpu=not args.launched
     )
+    storage = open_checked(url)
     with as_usage_error(StudyMismatch):
-        open_study(config, open_checked(url))  # creates the study if this worker is the first
+        open_study(config, storage)  # creates the study if this worker is the first
+    storage.engine.dispose()  # the worker opens its own storage: keep no idle connection
     return work_here(args, plan)

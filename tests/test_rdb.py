@@ -20,12 +20,13 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models  # private on purpose: the schema the flush writes
 from optuna.trial import TrialState
 
-from search import storage as storage_module
-from search.storage import _AS_IS, _BUFFERED, _RETRIED, BufferedRDBStorage, open_storage
+from search import rdb as storage_module
+from search.rdb import _AS_IS, _BUFFERED, _RETRIED, BufferedRDBStorage
+from search.storage import open_storage
 
 _CLASSIFIED = {*_RETRIED, *_BUFFERED, *_AS_IS}
 _WHERE = (
-    "classify it in search/storage.py: _RETRIED (it touches the database: flush the buffer "
+    "classify it in search/rdb.py: _RETRIED (it touches the database: flush the buffer "
     "first, retry through a lost connection), _BUFFERED (a trial write to hold until the next "
     "flush) or _AS_IS (neither)"
 )
@@ -94,7 +95,7 @@ def test_the_lists_are_disjoint_and_name_optunas_methods() -> None:
     gone = sorted(n for n in _CLASSIFIED if not callable(getattr(RDBStorage, n, None)))
     assert not gone, (
         f"optuna {optuna.__version__}: RDBStorage no longer has {gone}; "
-        "reclassify (or remove) them in search/storage.py"
+        "reclassify (or remove) them in search/rdb.py"
     )
 
 
@@ -161,12 +162,12 @@ def test_the_flushs_tables_match_optunas_models() -> None:
         model = models.BaseModel.metadata.tables.get(table.name)
         assert model is not None, (
             f"optuna {optuna.__version__} has no table {table.name!r}: update the Core "
-            "statements of BufferedRDBStorage's flush in search/storage.py"
+            "statements of BufferedRDBStorage's flush in search/rdb.py"
         )
         missing = sorted({c.name for c in table.c} - {c.name for c in model.c})
         assert not missing, (
             f"optuna {optuna.__version__}: table {table.name!r} lacks {missing}: update the "
-            "Core statements of BufferedRDBStorage's flush in search/storage.py"
+            "Core statements of BufferedRDBStorage's flush in search/rdb.py"
         )
 
 
