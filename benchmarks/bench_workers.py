@@ -1,4 +1,4 @@
-"""Throughput of 1, 2, 4 and 8 workers on one study, SQLite and PostgreSQL.
+"""Throughput of 1 to 64 workers on one study, SQLite and PostgreSQL.
 
 Each run is the real thing but for training: ``optuna-search run --study <b453-space>
 --workers K --dry-run SECONDS`` starts K worker processes that sample the space through Optuna
@@ -13,7 +13,12 @@ processes importing torch on 2 cores take seconds) and the stragglers of the las
 left out, and nothing is lost at the edges; speed-up is against one worker, efficiency is
 speed-up / K.
 
+On PostgreSQL it also reports the most connections the run's database had open at once
+(polled every 0.2 s from a connection of the benchmark's own, taken before the workers start):
+the budget is 2 a worker, 1 most of the time.
+
 Run: python benchmarks/bench_workers.py [--workers 1,2,4,8] [--seconds 3] [--window 90]
+     [--storages sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from datetime import date, datetime
 from pathlib import Path
@@ -48,6 +54,34 @@ def _config(cwd: Path) -> Path:
     path = cwd / "b453-bench.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+class PeakConnections:
+    """The most connections to database ``name`` seen while the block runs."""
+
+    def __init__(self, admin: sqlalchemy.engine.Engine | None, name: str) -> None:
+        self.admin, self.name, self.peak = admin, name, 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakConnections:
+        if self.admin is not None:
+            self._conn = self.admin.connect()  # before the workers: it is sure of a slot
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        query = sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :n")
+        while not self._stop.wait(0.2):
+            self.peak = max(
+                self.peak, int(self._conn.execute(query, {"n": self.name}).scalar_one())
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.admin is not None:
+            self._stop.set()
+            self._thread.join()
+            self._conn.close()
 
 
 def run(url: str, workers: int, window: float, seconds: float, cwd: Path) -> tuple[float, float]:
@@ -110,6 +144,7 @@ def main() -> None:
     p.add_argument("--workers", default="1,2,4,8")
     p.add_argument("--seconds", type=float, default=3.0, help="stand-in GPU time per trial")
     p.add_argument("--window", type=float, default=90.0, help="seconds each worker runs")
+    p.add_argument("--storages", default="sqlite,postgresql")
     p.add_argument(
         "--pg",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -125,12 +160,14 @@ def main() -> None:
     admin = sqlalchemy.create_engine(args.pg, isolation_level="AUTOCOMMIT")
     print(
         f"{'storage':<11} {'workers':>7} {'span s':>7} {'trials/s':>9} {'speed-up':>9} "
-        f"{'efficiency':>11}"
+        f"{'efficiency':>11} {'peak conns':>11}"
     )
-    for storage in ("SQLite", "PostgreSQL"):
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    for storage in (names[s] for s in args.storages.split(",")):
         base = None
         for k in counts:
             with tempfile.TemporaryDirectory() as tmp:
+                peak = "-"
                 if storage == "SQLite":
                     rate, span = run(
                         f"sqlite:///{tmp}/study.db", k, args.window, args.seconds, Path(tmp)
@@ -141,14 +178,16 @@ def main() -> None:
                         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
                     try:
                         url = args.pg.rsplit("/", 1)[0] + f"/{name}"
-                        rate, span = run(url, k, args.window, args.seconds, Path(tmp))
+                        with PeakConnections(admin, name) as conns:
+                            rate, span = run(url, k, args.window, args.seconds, Path(tmp))
+                        peak = str(conns.peak)
                     finally:
                         with admin.connect() as conn:
                             conn.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             base = base or rate
             print(
                 f"{storage:<11} {k:>7} {span:>7.0f} {rate:>9.2f} {rate / base:>8.2f}x "
-                f"{rate / base / k:>10.0%}",
+                f"{rate / base / k:>10.0%} {peak:>11}",
                 flush=True,
             )
 
