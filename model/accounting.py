@@ -76,17 +76,30 @@ def convs(spec: ResNetSpec) -> Iterator[Conv]:
 
 
 def breakdown(spec: ResNetSpec) -> list[PartCost]:
-    """Parameters and MACs per part: ``stem``, ``layer1`` .. ``layerN``, ``head``."""
-    parts: dict[str, PartCost] = {}
-    for conv in convs(spec):
-        before = parts.get(conv.part, PartCost(conv.part, conv.out_side, 0, 0))
-        parts[conv.part] = PartCost(
-            conv.part, conv.out_side, before.params + conv.params, before.macs + conv.macs
-        )
+    """Parameters and MACs per part: ``stem``, ``layer1`` .. ``layerN``, ``head``.
+
+    A layer's ``2 * blocks - 1`` identical inner convolutions are counted by multiplication,
+    so the cost of counting does not grow with the number of blocks.
+    """
+    side, c_in = INPUT_SIZE, spec.stem_channels
+    stem = Conv("stem", 3, c_in, 3, side, side)
+    parts = [PartCost("stem", side, stem.params, stem.macs)]
+    for i in range(spec.num_layers):
+        c, f, out, part = spec.channels[i], spec.kernels[i], spec.map_sizes[i], f"layer{i + 1}"
+        first = Conv(part, c_in, c, f, side, out)
+        inner = Conv(part, c, c, f, out, out)
+        repeats = 2 * spec.blocks[i] - 1
+        params = first.params + repeats * inner.params
+        macs = first.macs + repeats * inner.macs
+        if spec.strides[i] != 1 or c_in != c:
+            shortcut = Conv(part, c_in, c, spec.shortcut_kernels[i], side, out)
+            params, macs = params + shortcut.params, macs + shortcut.macs
+        parts.append(PartCost(part, out, params, macs))
+        side, c_in = out, c
     features = spec.channels[-1] * spec.pooled_size * spec.pooled_size
     linear = features * spec.num_classes
     head = PartCost("head", spec.pooled_size, linear + spec.num_classes, linear)
-    return [*parts.values(), head]
+    return [*parts, head]
 
 
 def count_params(spec: ResNetSpec) -> int:

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from model.training import CheckpointMismatch
+
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Write ``state`` atomically (temporary file in the same folder, then rename)."""
@@ -44,7 +46,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     path = Path(path)
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a checkpoint, unreadable: torch raises many kinds
+        raise CheckpointMismatch(
+            f"checkpoint {path} is not readable (torch.load: {type(e).__name__}): remove it "
+            "or give another path"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointMismatch(f"checkpoint {path} is not a checkpoint: remove it")
+    return state
 
 
 def capture_rng(generator: torch.Generator) -> dict[str, Any]:

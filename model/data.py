@@ -28,15 +28,19 @@ import contextlib
 import hashlib
 import os
 import stat
+import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from filelock import FileLock
+
+if sys.platform != "win32":
+    import fcntl
 
 from model import sources
 from model.dataset import (
@@ -140,11 +144,14 @@ def load_cifar10(
     """
     root = sources.existing_dir(data_dir)
     candidates = (root / CACHE_NAME, fallback_cache_path(root))
-    hit = _load_valid_cache(root, candidates)
+    source = sources.find_source(root)
+    hit = _load_valid_cache(source, candidates)
     if hit is not None:
         return hit
 
     cache = candidates[0] if _dir_writable(root) else candidates[1]
+    if source is None:  # refused before the lock, so that nothing is created for nothing
+        _check_downloadable(root, download=download, writable=cache == candidates[0])
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -152,29 +159,92 @@ def load_cifar10(
             f"cannot create the cache folder {cache.parent} ({exc}): make {root} writable or "
             "set XDG_CACHE_HOME to a writable folder"
         ) from exc
-    with FileLock(f"{cache}.lock"):
+    with _conversion_lock(Path(f"{cache}.lock")):
         # Another worker may have converted (or downloaded) while this one waited.
-        hit = _load_valid_cache(root, candidates)
+        source = sources.find_source(root)
+        hit = _load_valid_cache(source, candidates)
         if hit is not None:
             return hit
-        source = sources.find_source(root)
         if source is None:
-            if not download:
-                raise DataError(
-                    f"no CIFAR-10 data in {root}: let it download (download=True, needs "
-                    f"network), {HOW_TO_PROVIDE}"
-                )
-            if cache != candidates[0]:
-                raise DataError(
-                    f"no CIFAR-10 data in {root} and it is read-only, so it cannot be "
-                    f"downloaded there: download into a writable folder, {HOW_TO_PROVIDE}"
-                )
+            _check_downloadable(root, download=download, writable=cache == candidates[0])
             sources.download(root)
             source = sources.Source("cifar-10-batches-py", root / BATCHES_DIR)
         fingerprint = sources.fingerprint(source)  # before reading: a later change must not pass
         raw = sources.read_source(source, progress=progress)
         _write_cache(cache, raw, fingerprint=fingerprint, source=source.describe())
     return raw.train, raw.test, f"{source.describe()} (cache {cache})"
+
+
+def _check_downloadable(root: Path, *, download: bool, writable: bool) -> None:
+    """Raise unless CIFAR-10, found nowhere in ``root``, may be downloaded there."""
+    if not download:
+        raise DataError(
+            f"no CIFAR-10 data in {root}: let it download (download=True, needs "
+            f"network), {HOW_TO_PROVIDE}"
+        )
+    if not writable:
+        raise DataError(
+            f"no CIFAR-10 data in {root} and it is read-only, so it cannot be "
+            f"downloaded there: download into a writable folder, {HOW_TO_PROVIDE}"
+        )
+
+
+@contextlib.contextmanager
+def _conversion_lock(path: Path) -> Iterator[None]:
+    """Hold ``path`` locked while converting, so that parallel workers convert once.
+
+    A failed conversion removes the file, so that a failed load leaves nothing beside the
+    data. flock locks an inode, so a worker waiting on the removed file would then hold a lock
+    no one else sees; each holder therefore checks, once locked, that ``path`` still names its
+    inode, and else starts over on the file there. filelock leaves its file on purpose and not
+    every version this project allows makes that check, hence flock here. After a success the
+    file stays, as filelock's did: the next conversion (of a changed source) reuses it.
+    """
+    if sys.platform == "win32":  # no flock; filelock removes its file on release there
+        with FileLock(str(path)):
+            yield
+        return
+    fd = _lock_inode(path)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()  # still locked: no one else is using this inode as their lock
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _lock_inode(path: Path) -> int | None:
+    """An open descriptor of ``path``, exclusively flocked; None where flock is unsupported."""
+    while True:
+        try:
+            # Read-only is enough for flock and opens a lock file another user created;
+            # O_NOFOLLOW: a planted symlink must not make this create a file elsewhere.
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise DataError(
+                f"cannot create the lock file {path} ({exc.strerror or exc}): remove it if it "
+                f"is not a plain file, or make {path.parent} writable"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            # A file system without flock: go on unlocked. The cache is written atomically,
+            # so the worst case is two workers converting at once.
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(fd), current):
+            return fd
+        os.close(fd)  # its holder failed and removed it while this one waited: start over
 
 
 # Calibrated (CPU, seed 0): the engine's tiny 8/16-channel test net on 800 images reaches
@@ -323,7 +393,9 @@ def fallback_cache_path(data_dir: str | os.PathLike[str]) -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     # The XDG spec says to ignore a relative XDG_CACHE_HOME.
     base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
-    digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+    # surrogateescape: a path with bytes that are not UTF-8 hashes as those bytes.
+    resolved = str(Path(data_dir).resolve()).encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(resolved).hexdigest()[:16]
     return base / "optuna-search" / f"cifar10-uint8-{digest}.pt"
 
 
@@ -344,8 +416,9 @@ def _dir_writable(path: Path) -> bool:
         return False
 
 
-def _load_valid_cache(root: Path, candidates: Sequence[Path]) -> tuple[Split, Split, str] | None:
-    source = sources.find_source(root)
+def _load_valid_cache(
+    source: sources.Source | None, candidates: Sequence[Path]
+) -> tuple[Split, Split, str] | None:
     # Without any source left (e.g. it was deleted after conversion) the cache is all there is.
     fingerprint = sources.fingerprint(source) if source is not None else None
     for path in candidates:

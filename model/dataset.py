@@ -40,7 +40,14 @@ class DataError(Exception):
     """Data that cannot be found, read or split. The message is one line: problem and fix."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.splitlines()))
+        text = " ".join(message.splitlines())
+        # Paths with bytes that are not UTF-8 arrive as lone surrogates, which no UTF-8 stream
+        # or log can write: show those bytes as \xNN so the message always prints.
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # surrogates that are not escaped bytes
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        super().__init__(text)
 
 
 @dataclass(frozen=True, eq=False)

@@ -67,6 +67,11 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        for name, kind in FIELD_TYPES.items():
+            value = getattr(self, name)
+            accepted = (int, float) if kind is float else (kind,)
+            if isinstance(value, bool) != (kind is bool) or not isinstance(value, accepted):
+                raise ValueError(f"training recipe: {name}={value!r} must be {_KIND_NAMES[kind]}")
         checks = [
             ("epochs", self.epochs >= 1, "at least 1"),
             ("batch_size", self.batch_size >= 1, "at least 1"),
@@ -102,6 +107,8 @@ RECIPE_FIELDS: tuple[Field[Any], ...] = fields(TrainConfig)
 _HINTS = get_type_hints(TrainConfig)
 FIELD_TYPES: dict[str, type] = {f.name: _HINTS[f.name] for f in RECIPE_FIELDS}
 """The type of each recipe field (``int``, ``float``, ``bool`` or ``str``)."""
+
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 SEARCHABLE = tuple(f.name for f in RECIPE_FIELDS if f.metadata["searchable"])
 """The fields a study may search or fix (``space.training``)."""

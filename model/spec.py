@@ -32,6 +32,19 @@ DEFAULT_CHANNELS = (64, 128, 256, 512)
 
 Pool = int | Literal["global"]
 
+LIMITS: dict[str, int] = {
+    "layers": 16,
+    "blocks": 512,
+    "channels": 16384,
+    "kernels": 31,
+    "shortcut_kernels": 31,
+    "stem_channels": 16384,
+    "num_classes": 100_000,
+}
+"""The largest value of each field: far beyond anything trainable (or within any budget worth
+searching), so that a typo of a few zeros is refused at once, named, instead of being counted
+or sampled."""
+
 
 class SpecError(ValueError):
     """An architecture that cannot be built. The message names the field and its value."""
@@ -74,6 +87,8 @@ class ResNetSpec:
         n = len(self.blocks)
         if n == 0:
             raise SpecError("blocks", list(self.blocks), "at least one residual layer is needed")
+        if n > LIMITS["layers"]:
+            raise SpecError("blocks", n, f"{n} layers: at most {LIMITS['layers']} are supported")
         for name in ("blocks", "channels", "kernels", "shortcut_kernels", "strides"):
             values = getattr(self, name)
             if len(values) != n:
@@ -83,6 +98,8 @@ class ResNetSpec:
             for i, v in enumerate(values):
                 if not _is_positive_int(v):
                     raise SpecError(f"{name}[{i}]", v, "must be a positive integer")
+                if name in LIMITS and v > LIMITS[name]:  # strides: the map's size limits them
+                    raise SpecError(f"{name}[{i}]", v, f"must be at most {LIMITS[name]:,}")
         for name in ("kernels", "shortcut_kernels"):
             for i, v in enumerate(getattr(self, name)):
                 if v % 2 == 0:
@@ -92,8 +109,11 @@ class ResNetSpec:
                         "kernel sizes must be odd so 'same' padding keeps the map",
                     )
         for name in ("stem_channels", "num_classes"):
-            if not _is_positive_int(getattr(self, name)):
-                raise SpecError(name, getattr(self, name), "must be a positive integer")
+            value = getattr(self, name)
+            if not _is_positive_int(value):
+                raise SpecError(name, value, "must be a positive integer")
+            if value > LIMITS[name]:
+                raise SpecError(name, value, f"must be at most {LIMITS[name]:,}")
 
         sizes = []
         side = INPUT_SIZE

@@ -5,11 +5,17 @@ Fixtures are tiny data sets built in tmp_path; the real CIFAR-10 is never needed
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import stat
+import struct
 import tarfile
 import threading
 import time
+import warnings
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
@@ -31,6 +37,7 @@ from model.data import (
     make_splits,
     synthetic_cifar10,
 )
+from model.dataset import BATCHES_DIR
 
 # --------------------------------------------------------------------------- fixture builders
 
@@ -461,6 +468,490 @@ def test_cifar10_needs_a_data_dir() -> None:
 
 def test_data_error_is_one_line() -> None:
     assert str(DataError("first\nsecond")) == "first second"
+
+
+# --------------------------------------------------------------------------- bad data folders
+#
+# The promise for bad input: one DataError line naming the file and the fix, and the data
+# folder exactly as it was (no cache, no lock file). Each builder makes one bad folder in
+# tmp and returns the data_dir to load and the fragments the message must contain.
+
+BadData = Callable[[Path], tuple[Path, list[str]]]
+FIX_TARBALL = "replace it with a complete copy"
+FIX_IMAGE = "replace or remove it"
+FIX_BATCH = "download or extract it again"
+FIX_PERMISSION = "make it readable by this user"
+FIX_LOOP = "it is a symlink loop"
+
+
+def bomb_png(path: Path, width: int = 30000, height: int = 30000) -> None:
+    """A valid little PNG whose header claims ``width`` x ``height``: a decompression bomb."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, "PNG")
+    png = bytearray(buffer.getvalue())
+    # Signature (8), IHDR length and type (8), then width and height; its CRC covers type+data.
+    png[16:24] = struct.pack(">II", width, height)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    path.write_bytes(bytes(png))
+
+
+def plain_tar(tree: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for split in ("train", "test"):
+            tar.add(tree / split, arcname=split)
+    return buffer.getvalue()
+
+
+def member_offsets(tar_bytes: bytes, name: str) -> tuple[int, int]:
+    """Where the header and the data of member ``name`` start in an uncompressed tar."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        member = tar.getmember(name)
+        return member.offset, member.offset_data
+
+
+def tree_tarball(tmp: Path, name: str = "x.tar.gz") -> Path:
+    write_tree(tmp / "tree")
+    return write_tarball(tmp / "tree", tmp / "data" / name)
+
+
+def tar_gz_invalid_deflate_in_a_member(tmp: Path) -> tuple[Path, list[str]]:
+    # Halfway through a 120 KB batch, far past what reading its header buffers, the deflate
+    # stream turns invalid: reading the member raises zlib.error (which used to escape).
+    write_batches(tmp / "src" / BATCHES_DIR, per_batch=40)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(tmp / "src" / BATCHES_DIR, arcname=BATCHES_DIR)
+    raw = buffer.getvalue()
+    _, data_at = member_offsets(raw, f"{BATCHES_DIR}/data_batch_3")
+    deflate = zlib.compressobj(wbits=31)  # gzip framing
+    body = deflate.compress(raw[: data_at + 60_000]) + deflate.flush(zlib.Z_FULL_FLUSH)
+    # After a full flush the next byte starts a block: 0x07 is a final block of type 3, which
+    # does not exist.
+    path = tmp / "data" / "cifar-10-python.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(body + b"\x07" + bytes(64))
+    return path.parent, [
+        f"{path} is not a readable tarball",
+        f"corrupt at member {BATCHES_DIR}/data_batch_3?",
+        FIX_TARBALL,
+    ]
+
+
+def tar_gz_cut_in_half(tmp: Path) -> tuple[Path, list[str]]:
+    path = tree_tarball(tmp)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path.parent, [f"{path} is not a readable tarball", FIX_TARBALL]
+
+
+def tar_gz_without_its_last_bytes(tmp: Path) -> tuple[Path, list[str]]:
+    # All members are there; only gzip's length field is cut off: seen by reading to the end.
+    path = tree_tarball(tmp)
+    path.write_bytes(path.read_bytes()[:-2])
+    return path.parent, [f"{path} is not a readable tarball", "corrupt at its end?", FIX_TARBALL]
+
+
+def tar_gz_with_a_wrong_crc(tmp: Path) -> tuple[Path, list[str]]:
+    # Damage that still inflates shows only in gzip's CRC (the trailer's first 4 bytes).
+    path = tree_tarball(tmp)
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path.parent, [f"{path} is not a readable tarball", "CRC check failed", FIX_TARBALL]
+
+
+def tar_gz_that_is_text(tmp: Path) -> tuple[Path, list[str]]:
+    path = tmp / "data" / "x.tar.gz"
+    path.parent.mkdir()
+    path.write_text("<html>404 Not Found</html>\n" * 20)
+    return path.parent, [f"{path} is not a readable tarball (not a tar archive", FIX_TARBALL]
+
+
+def tar_gz_that_is_empty(tmp: Path) -> tuple[Path, list[str]]:
+    path = tmp / "data" / "x.tgz"
+    path.parent.mkdir()
+    path.write_bytes(b"")
+    return path.parent, [f"{path} is not a readable tarball (empty file", FIX_TARBALL]
+
+
+def plain_tar_with_a_damaged_header(tmp: Path) -> tuple[Path, list[str]]:
+    # tarfile stops quietly at a bad header after the first: this one used to load as 19 test
+    # images instead of 20.
+    write_tree(tmp / "tree")
+    raw = bytearray(plain_tar(tmp / "tree"))
+    header_at, _ = member_offsets(bytes(raw), "test/truck/1.jpg")
+    raw[header_at : header_at + 100] = b"?" * 100
+    path = tmp / "data" / "x.tar.gz"  # plain tar under a .tar.gz name: tarfile reads it too
+    path.parent.mkdir()
+    path.write_bytes(bytes(raw))
+    return path.parent, [f"{path} is not a readable tarball (damaged header", FIX_TARBALL]
+
+
+def plain_tar_cut_between_members(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "tree")
+    raw = plain_tar(tmp / "tree")
+    header_at, _ = member_offsets(raw, "test/truck/1.jpg")
+    path = tmp / "data" / "x.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(raw[:header_at])
+    return path.parent, [f"{path} is not a readable tarball (ends early", FIX_TARBALL]
+
+
+def tar_gz_with_a_huge_member(tmp: Path) -> tuple[Path, list[str]]:
+    # 2 MiB of zeros packs into a few KB: refused from its header, never read into memory.
+    write_tree(tmp / "tree")
+    (tmp / "tree" / "train" / "cat" / "huge.png").write_bytes(bytes(2 << 20))
+    path = write_tarball(tmp / "tree", tmp / "data" / "x.tar.gz")
+    return path.parent, [
+        f"{path}:train/cat/huge.png is 2,097,152 bytes",
+        "remove it from the tarball",
+    ]
+
+
+def png_bomb_in_folder(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "data")
+    path = tmp / "data" / "train" / "cat" / "0.png"
+    bomb_png(path)
+    return tmp / "data", [f"{path} claims far more than 32x32 pixels", "must be 32x32"]
+
+
+def png_bomb_in_tarball(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "tree")
+    bomb_png(tmp / "tree" / "train" / "cat" / "0.png")
+    path = write_tarball(tmp / "tree", tmp / "data" / "x.tgz")
+    return path.parent, [f"{path}:train/cat/0.png claims far more than 32x32", "must be 32x32"]
+
+
+def png_of_100_megapixels(tmp: Path) -> tuple[Path, list[str]]:
+    # Between PIL's warning and error limits: refused from the header, without the warning.
+    write_tree(tmp / "data")
+    path = tmp / "data" / "test" / "dog" / "0.png"
+    bomb_png(path, 10000, 10000)
+    return tmp / "data", [f"{path} is 10000x10000 pixels, not 32x32", "must be 32x32"]
+
+
+def image_31x32(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "data")
+    path = tmp / "data" / "test" / "dog" / "0.png"
+    Image.new("RGB", (31, 32)).save(path)
+    return tmp / "data", [f"{path} is 31x32 pixels, not 32x32", "resize or remove it"]
+
+
+def jpeg_cut_short(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "data")
+    path = tmp / "data" / "train" / "bird" / "1.jpg"
+    path.write_bytes(path.read_bytes()[:300])
+    return tmp / "data", [f"{path} is not a readable image", FIX_IMAGE]
+
+
+def jpeg_of_garbage(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "data")
+    path = tmp / "data" / "train" / "bird" / "1.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)  # a JPEG start, then noise
+    return tmp / "data", [f"{path} is not a readable image", FIX_IMAGE]
+
+
+def text_named_png(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "data")
+    path = tmp / "data" / "test" / "ship" / "0.png"
+    path.write_text("not an image\n")
+    return tmp / "data", [f"{path} is not a readable image", FIX_IMAGE]
+
+
+def image_file_of_2_mib(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "data")
+    path = tmp / "data" / "test" / "ship" / "0.png"
+    path.write_bytes(bytes(2 << 20))
+    return tmp / "data", [f"{path} is larger than 1,048,576 bytes", "remove it"]
+
+
+def batches(tmp: Path, name: str, payload: bytes) -> tuple[Path, Path]:
+    write_batches(tmp / "data" / BATCHES_DIR)
+    path = tmp / "data" / BATCHES_DIR / name
+    path.write_bytes(payload)
+    return tmp / "data", path
+
+
+def batch_of_garbage(tmp: Path) -> tuple[Path, list[str]]:
+    root, path = batches(tmp, "data_batch_2", b"\x80\x02}q\x00garbage")
+    return root, [f"{path} is not a CIFAR-10 batch", FIX_BATCH]
+
+
+def batch_that_is_a_list(tmp: Path) -> tuple[Path, list[str]]:
+    root, path = batches(tmp, "data_batch_2", pickle.dumps([1, 2, 3]))
+    return root, [f"{path} holds a list, not a CIFAR-10 batch", FIX_BATCH]
+
+
+def batch_with_label_10(tmp: Path) -> tuple[Path, list[str]]:
+    # Used to pass the load, write the cache, and only then fail in make_splits.
+    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 10]}
+    root, path = batches(tmp, "test_batch", pickle.dumps(batch, protocol=2))
+    return root, [f"{path} has labels from 3 to 10", FIX_BATCH]
+
+
+class _Planted:
+    """Unpickling this calls os.mkdir: what a planted batch could do with any function."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (str(self.target),)
+
+
+def batch_that_runs_code(tmp: Path) -> tuple[Path, list[str]]:
+    # The folder listing afterwards shows whether tmp/planted was made.
+    root, path = batches(tmp, "data_batch_1", pickle.dumps({b"data": _Planted(tmp / "planted")}))
+    return root, [f"{path} is not a CIFAR-10 batch", "mkdir, which no CIFAR-10 batch does"]
+
+
+def data_dir_that_is_a_file(tmp: Path) -> tuple[Path, list[str]]:
+    path = tmp / "data.tar.gz"
+    path.write_bytes(b"")
+    return path, [f"data directory {path} is not a directory", "pass the folder holding it"]
+
+
+def data_dir_that_is_a_symlink_loop(tmp: Path) -> tuple[Path, list[str]]:
+    path = tmp / "data"
+    path.symlink_to(path)
+    return path, [f"cannot read {path}", FIX_LOOP]
+
+
+def data_dir_that_is_a_dangling_symlink(tmp: Path) -> tuple[Path, list[str]]:
+    path = tmp / "data"
+    path.symlink_to(tmp / "gone")
+    return path, [f"data directory {path} is a symlink to {tmp / 'gone'}", "point it at"]
+
+
+def data_dir_with_a_nul_byte(tmp: Path) -> tuple[Path, list[str]]:
+    return Path(f"{tmp}/da\0ta"), ["is not a valid path", "pass the folder"]
+
+
+def image_that_is_a_symlink_loop(tmp: Path) -> tuple[Path, list[str]]:
+    write_tree(tmp / "data")
+    path = tmp / "data" / "train" / "cat" / "loop.png"
+    path.symlink_to(path.name)
+    return tmp / "data", [f"cannot read {path}", FIX_LOOP]
+
+
+def data_dir_named_in_latin_1(tmp: Path) -> tuple[Path, list[str]]:
+    # A folder name that is not UTF-8 (here Latin-1 "café"): Python sees it as "caf\udce9",
+    # which neither the cache's hashes nor an error message could encode.
+    root = Path(os.fsdecode(os.fsencode(tmp) + b"/caf\xe9"))
+    root.mkdir()
+    write_batches(root / BATCHES_DIR)
+    (root / BATCHES_DIR / "test_batch").write_bytes(b"garbage")
+    return root, ["caf\\xe9/cifar-10-batches-py/test_batch is not a CIFAR-10 batch", FIX_BATCH]
+
+
+def empty_data_dir(tmp: Path) -> tuple[Path, list[str]]:
+    # Refused before the lock: an empty folder used to get a cifar10-uint8.pt.lock.
+    (tmp / "data").mkdir()
+    return tmp / "data", [f"no CIFAR-10 data in {tmp / 'data'}", "download=True"]
+
+
+def unreadable(make: Callable[[Path], Path]) -> BadData:
+    """A case whose file (or folder) ``make`` returns is then chmod 000.
+
+    Skipped where that does not stop this process reading it: root, as these tests run in
+    the container, unless started without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (e.g.
+    ``setpriv --bounding-set=-dac_override,-dac_read_search``).
+    """
+
+    def build(tmp: Path) -> tuple[Path, list[str]]:
+        path = make(tmp)
+        path.chmod(0)
+        try:
+            os.listdir(path) if path.is_dir() else path.open("rb").close()
+        except PermissionError:
+            return tmp / "data", [f"cannot read {path} (Permission denied)", FIX_PERMISSION]
+        path.chmod(0o755)
+        pytest.skip("this process reads files whatever their mode (root)")
+
+    build.__name__ = f"unreadable_{make.__name__}"
+    return build
+
+
+def an_image(tmp: Path) -> Path:
+    write_tree(tmp / "data")
+    return tmp / "data" / "train" / "cat" / "0.png"
+
+
+def a_class_folder(tmp: Path) -> Path:
+    write_tree(tmp / "data")
+    return tmp / "data" / "test" / "frog"
+
+
+def a_batch(tmp: Path) -> Path:
+    write_batches(tmp / "data" / BATCHES_DIR)
+    return tmp / "data" / BATCHES_DIR / "data_batch_4"
+
+
+def a_tarball(tmp: Path) -> Path:
+    return tree_tarball(tmp)
+
+
+BAD_DATA = [
+    tar_gz_invalid_deflate_in_a_member,
+    tar_gz_cut_in_half,
+    tar_gz_without_its_last_bytes,
+    tar_gz_with_a_wrong_crc,
+    tar_gz_that_is_text,
+    tar_gz_that_is_empty,
+    plain_tar_with_a_damaged_header,
+    plain_tar_cut_between_members,
+    tar_gz_with_a_huge_member,
+    png_bomb_in_folder,
+    png_bomb_in_tarball,
+    png_of_100_megapixels,
+    image_31x32,
+    jpeg_cut_short,
+    jpeg_of_garbage,
+    text_named_png,
+    image_file_of_2_mib,
+    batch_of_garbage,
+    batch_that_is_a_list,
+    batch_with_label_10,
+    batch_that_runs_code,
+    data_dir_that_is_a_file,
+    data_dir_that_is_a_symlink_loop,
+    data_dir_that_is_a_dangling_symlink,
+    data_dir_with_a_nul_byte,
+    image_that_is_a_symlink_loop,
+    data_dir_named_in_latin_1,
+    empty_data_dir,
+    *(unreadable(make) for make in (an_image, a_class_folder, a_batch, a_tarball)),
+]
+
+
+def listing(root: Path) -> dict[str, object]:
+    """Every entry under ``root``: files with size and mtime, links with target, folders.
+
+    Folders without their mtime: the lock file, made and removed beside the data while a
+    conversion runs, changes the data folder's.
+    """
+    found: dict[str, object] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                found[path] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                found[path] = "folder"
+            else:
+                found[path] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.mark.parametrize("loader", ["load_cifar10", "load_data"])
+@pytest.mark.parametrize("build", BAD_DATA, ids=lambda build: build.__name__)
+def test_bad_data_is_one_line_naming_file_and_fix_and_changes_nothing(
+    build: BadData, loader: str, tmp_path: Path, xdg: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, fragments = build(tmp_path)
+    before = listing(tmp_path)  # tmp_path holds xdg too: no cache may appear there either
+    try:
+        with warnings.catch_warnings(record=True) as caught, pytest.raises(DataError) as exc:
+            warnings.simplefilter("always")
+            if loader == "load_cifar10":
+                load_cifar10(data_dir, download=False, progress=False)
+            else:
+                load_data(data_dir=data_dir, download=False, progress=False)
+        after = listing(tmp_path)  # while what was chmod 000 still is, as before
+    finally:
+        for folder, dirs, files in os.walk(tmp_path):  # let pytest delete what was chmod 000
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o755)
+    message = _one_line(exc)
+    message.encode("utf-8")  # printable anywhere: no lone surrogates
+    for fragment in fragments:
+        assert fragment in message
+    assert after == before
+    assert not [w for w in caught], [str(w.message) for w in caught]  # no second stderr line
+    assert capfd.readouterr().err == ""
+
+
+def test_a_failure_wipes_the_progress_bars(
+    tmp_path: Path, xdg: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Bars show on a terminal; when the load fails, the error must still be the one line.
+    write_tree(tmp_path / "tree")
+    (tmp_path / "tree" / "test" / "ship" / "0.png").write_text("not an image")
+    write_tarball(tmp_path / "tree", tmp_path / "data" / "x.tgz")
+    capfd.readouterr()
+    with pytest.raises(DataError, match="is not a readable image"):
+        load_cifar10(tmp_path / "data", download=False, progress=True)
+    err = capfd.readouterr().err
+    assert "reading x.tgz" in err and "decoding CIFAR-10" in err  # both bars ran...
+    assert "\n" not in err  # ...and left no line behind
+
+
+def test_a_failed_conversion_removes_its_lock_under_waiting_workers(
+    tmp_path: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first worker fails while two wait on its lock file, which it then removes, and a
+    fourth comes while the next converts: still one conversion at a time, then one cache.
+
+    flock locks an inode: without the check that the lock still has its name, a waiter
+    would convert under the removed file while the late worker converts under a new one.
+    """
+    write_batches(tmp_path / BATCHES_DIR)
+    real = sources.read_source
+    guard = threading.Lock()
+    calls: list[int] = []
+    running = [0]
+    most = [0]
+
+    def read(source: sources.Source, *, progress: bool) -> sources.Raw:
+        with guard:
+            calls.append(1)
+            first = len(calls) == 1
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)  # the others arrive meanwhile and wait on the lock
+            if first:
+                raise DataError("the first conversion fails")
+            return real(source, progress=progress)
+        finally:
+            with guard:
+                running[0] -= 1
+
+    monkeypatch.setattr(sources, "read_source", read)
+    outcomes: list[str] = []
+
+    def work() -> None:
+        try:
+            load(tmp_path)
+            outcomes.append("loaded")
+        except DataError:
+            outcomes.append("failed")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread, delay in zip(threads, (0.1, 0.0, 0.35, 0.0), strict=True):
+        thread.start()
+        time.sleep(delay)
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["failed", "loaded", "loaded", "loaded"]
+    assert len(calls) == 2 and most[0] == 1
+    assert (tmp_path / CACHE_NAME).is_file()
+
+
+def test_paths_that_are_not_utf8_load_and_cache(
+    tmp_path: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))  # Latin-1 "café"
+    train, _ = write_batches(root / BATCHES_DIR)
+    got, _, source = load(root)
+    assert same(got, train) and (root / CACHE_NAME).is_file()
+    monkeypatch.setattr(sources, "read_source", _refuse)
+    again, _, source_again = load(root)
+    assert same(again, train) and source_again == source
+    assert fallback_cache_path(root).parent == xdg / "optuna-search"
 
 
 # --------------------------------------------------------------------------- splits
