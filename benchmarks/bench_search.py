@@ -170,7 +170,7 @@ def part1_and_2(config: StudyConfig, seeds: list[int], workdir: Path) -> None:
             sampler = (
                 optuna.samplers.RandomSampler(seed=seed)
                 if name == "random"
-                else make_sampler(seeded, exact_seed=True)
+                else make_sampler(seeded)
             )
             url = f"sqlite:///{workdir / f'{name}-{seed}.db'}"
             trials = run_trials(config, url, sampler, 300)[50:]

@@ -37,6 +37,7 @@ from search.space import (
     SpaceError,
     _unknown,
 )
+from search.yaml_loading import UniqueKeyLoader
 
 SPEC_FIELDS = tuple(k for k in ARCH_KEYS if k != "layers")
 """The fields of an architecture written out (``make_spec``'s arguments)."""
@@ -169,29 +170,49 @@ def load_config(study: str) -> StudyConfig:
     """Find, read and validate a study config; raises :class:`ConfigError`."""
     path = find_config(study)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(yaml)"
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(path, where, f"not valid YAML: {problem}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            path, "(file)", f"not UTF-8 text (byte {e.start}): save it as UTF-8"
+        ) from None
+    except RecursionError:
+        raise ConfigError(path, "(file)", "nested too deeply to be a study config") from None
     except OSError as e:
         raise ConfigError(path, "(file)", f"cannot read: {e.strerror}") from None
-    return parse_config(raw, path=path)
+    try:
+        return parse_config(raw, path=path)
+    except RecursionError:
+        raise ConfigError(path, "(file)", "nested too deeply to be a study config") from None
+
+
+MAX_TIMEOUT = 366 * 86400.0
+"""A year: longer is a typo (and beyond what a worker can be handed as a number)."""
 
 
 def parse_timeout(value: Any, path: Path) -> float | None:
+    """Seconds, or a number with a unit (``90m``, ``12h``, ``2d``), positive and at most a
+    year; the command line passes "3600" as text."""
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    # Seconds, or a number with a unit; the command line passes "3600" as text.
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
-    if not m or float(m.group(1)) <= 0:
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+        if m:
+            seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
+    if seconds is None or not 0 < seconds <= MAX_TIMEOUT:
         raise ConfigError(
-            path, "timeout", f"{value!r} is not a duration: give seconds or e.g. 90m, 12h, 2d"
+            path,
+            "timeout",
+            f"{value!r} is not a duration of up to a year: give seconds or e.g. 90m, 12h, 2d",
         )
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return seconds
 
 
 class _Section:
@@ -238,8 +259,9 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
         "name",
         str,
         path.stem,
-        check=lambda v: re.fullmatch(r"[\w.-]+", v),
-        expected="letters, digits, '.', '_' or '-'",
+        # The name becomes a folder (checkpoints, artifacts): never '..' or hidden.
+        check=lambda v: re.fullmatch(r"\w[\w.-]*", v) and len(v) <= 128,
+        expected="letters, digits, '.', '_' or '-', starting with a letter or digit",
     )
     objectives = top.raw.get("objectives", ["val_accuracy"])
     if isinstance(objectives, str):
@@ -275,7 +297,9 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
             check=lambda v: v in SAMPLERS,
             expected=f"one of {', '.join(SAMPLERS)}",
         ),
-        seed=sampler_s.get("seed", int, None),
+        seed=sampler_s.get(
+            "seed", int, None, check=lambda v: 0 <= v < 2**32, expected="int in [0, 2**32)"
+        ),
         n_startup_trials=sampler_s.get(
             "n_startup_trials", int, 10, check=lambda v: v >= 0, expected="an integer >= 0"
         ),

@@ -85,13 +85,14 @@ def launch(
     slots: Sequence[Slot],
     worker_args: Sequence[str],
     *,
-    out: Callable[[str], None] = lambda line: print(line, flush=True),
+    out: Callable[[str], None] | None = None,
 ) -> int:
     """Start one ``optuna-search worker`` per slot, relay their output, wait for them all.
 
     Returns 0 when every worker ended normally, 128 + signal when stopped by a signal, and 1
     when a worker failed on its own.
     """
+    out = out or _whole_lines()
     procs: list[subprocess.Popen[str]] = []
     readers = []
     for index, slot in enumerate(slots):
@@ -135,6 +136,19 @@ def launch(
     for name, code in failed:
         out(f"[launcher] worker {name} failed (exit status {code}); see its lines above")
     return 1 if failed else 0
+
+
+def _whole_lines() -> Callable[[str], None]:
+    """Print each line whole: the relay threads of several workers write at once, and
+    print() writes a line and its newline separately."""
+    lock = threading.Lock()
+
+    def out(line: str) -> None:
+        with lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    return out
 
 
 def _relay(proc: subprocess.Popen[str], prefix: str, out: Callable[[str], None]) -> None:

@@ -8,6 +8,8 @@ file takes the config stored with the study (:func:`stored_study_config`).
 from __future__ import annotations
 
 import dataclasses
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,8 @@ import optuna
 from search.config import ConfigError, StudyConfig, find_config, parse_config, parse_timeout
 from search.cpu_time import check_cpu_time
 from search.errors import UsageError, as_usage_error
-from search.storage import StorageError, open_storage, parse_url, resolve_url
+from search.paths import writable_folder
+from search.storage import StorageError, as_url, open_storage, parse_url, url_source
 from search.study import stored_config, study_exists
 
 if TYPE_CHECKING:
@@ -54,7 +57,8 @@ def with_overrides(
             config = dataclasses.replace(config, timeout=parse_timeout(timeout, config.path))
         except ConfigError:
             raise UsageError(
-                f"--timeout {timeout!r} is not a duration: give seconds or e.g. 90m, 12h"
+                f"--timeout {timeout!r} is not a duration of up to a year: give seconds or "
+                "e.g. 90m, 12h"
             ) from None
     if data_dir is not None:
         config = dataclasses.replace(
@@ -65,16 +69,23 @@ def with_overrides(
 
 def storage_url(flag: str | None, config: StudyConfig | None = None) -> str:
     """The storage URL (flag, environment, config, default), its syntax and driver checked."""
-    url = resolve_url(flag, config.storage if config else None)
     with as_usage_error(StorageError):
-        parse_url(url)
+        given, source = url_source(flag, config.storage if config else None)
+        url = as_url(given)
+        try:
+            parse_url(url)
+        except StorageError as e:
+            if source == "--storage":
+                raise
+            raise StorageError(f"{e} (the URL comes from {source})") from None
     return url
 
 
-def open_checked(url: str) -> BufferedRDBStorage:
-    """The storage at ``url``; one line naming the problem when it cannot be opened."""
+def open_checked(url: str, *, create: bool = True) -> BufferedRDBStorage:
+    """The storage at ``url``; one line naming the problem when it cannot be opened. With
+    ``create=False`` (reading a study) nothing is created."""
     with as_usage_error(StorageError):
-        return open_storage(url)
+        return open_storage(url, create=create)
 
 
 def check_heartbeat(interval: int, grace_period: int) -> None:
@@ -96,10 +107,16 @@ def prepare(
     """Check the device and load the data (nothing of it in a dry run). ``device`` None
     means cuda when there is a GPU; ``check_cpu`` applies the CPU-time policy (a launched
     worker skips it: the launcher checked it once for all)."""
+    writable_folder(config.checkpoints, "the config's checkpoints:")
+    writable_folder(config.artifacts, "the config's artifacts:")
     if dry_run is not None:
-        if not dry_run >= 0:
-            raise UsageError(f"--dry-run must be at least 0 seconds, got {dry_run}")
-        return RunPlan(config, url, "cpu", None)
+        if not 0 <= dry_run <= MAX_DRY_RUN:  # also NaN and inf
+            raise UsageError(
+                f"--dry-run must be from 0 to {MAX_DRY_RUN:g} seconds a trial, got {dry_run}"
+            )
+        if device is not None:
+            check_device_name(device)
+        return RunPlan(config, url, "cpu", None)  # nothing trains: no device is used
     import torch  # the first step that needs it
 
     from model.engine import DeviceError, resolve_device
@@ -107,19 +124,31 @@ def prepare(
     chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
     with as_usage_error(DeviceError):
         resolve_device(chosen)
-    if check_cpu:
-        note = check_cpu_time(config, chosen, explicit=device is not None)
-        if note is not None:
-            say(note)
-    return RunPlan(config, url, chosen, load_run_data(config))
+    # The CPU policy may refuse first; its note is printed after the data loaded, so that a
+    # data error is the only line a bad data folder prints.
+    note = check_cpu_time(config, chosen, explicit=device is not None) if check_cpu else None
+    data = load_run_data(config)
+    if note is not None:
+        say(note)
+    return RunPlan(config, url, chosen, data)
+
+
+MAX_DRY_RUN = 86400.0
+"""A dry-run trial sleeps at most a day (a stand-in for training, not a timer)."""
+
+
+def check_device_name(device: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N``, checked without torch (a dry run never imports it)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
 
 
 def load_run_data(config: StudyConfig) -> DataSplits:
     """The data splits the config asks for; a data problem is a usage error."""
     from model.data import DataError, load_data
 
-    with as_usage_error(DataError):
-        return load_data(**dataclasses.asdict(config.data))  # its fields are load_data's
+    with as_usage_error(DataError):  # the config's data fields are load_data's arguments
+        return load_data(**dataclasses.asdict(config.data), progress=sys.stderr.isatty())
 
 
 def stored_study_config(study: str, storage_flag: str | None) -> tuple[StudyConfig, str] | None:
@@ -132,7 +161,7 @@ def stored_study_config(study: str, storage_flag: str | None) -> tuple[StudyConf
     except ConfigError:
         pass
     url = storage_url(storage_flag)
-    storage = open_checked(url)
+    storage = open_checked(url, create=False)
     if not study_exists(storage, study):
         return None  # the usual "no such study config" error follows
     raw = stored_config(optuna.load_study(study_name=study, storage=storage))

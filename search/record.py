@@ -310,6 +310,8 @@ class StudyRecord:
     max_macs: int | None = None
     trials: int | None = None
     setup_complete: bool | None = None
+    workers_started: int | None = None
+    """How many worker processes joined the study (each takes the next sampler seed)."""
 
     @classmethod
     def of(cls, study: optuna.Study) -> StudyRecord:

@@ -19,8 +19,10 @@ from typing import Any
 import optuna
 import yaml
 
-from search.flags import arch_args, recipe_args
+from model.recipe import FIELD_TYPES
+from search.flags import ARCH_FLAGS, arch_args, recipe_args
 from search.record import TrialRecord
+from search.yaml_loading import UniqueKeyLoader, yaml_problem
 
 
 def train_command(
@@ -97,12 +99,35 @@ def export_config(trial: optuna.trial.FrozenTrial, study_name: str, path: str | 
         "architecture": r.spec,
         "training": {k: v for k, v in r.recipe.items() if k != "compile"},
     }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
 
 
 def read_exported(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(architecture, training) of a file written by :func:`export_config`."""
-    doc = yaml.safe_load(Path(path).read_text())
+    """(architecture, training) of a file written by :func:`export_config`; raises
+    ``ValueError`` (one line) for a file that is not one."""
+    try:
+        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({yaml_problem(e)})") from None
     if not isinstance(doc, dict) or "architecture" not in doc:
         raise ValueError(f"{path}: not an exported config (no architecture:)")
-    return doc["architecture"], doc.get("training") or {}
+    unknown = set(doc) - {"source", "architecture", "training"}
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown key {sorted(unknown)[0]!r}: expected architecture, training"
+        )
+    arch, training = doc["architecture"], doc.get("training") or {}
+    if not isinstance(arch, dict) or not isinstance(training, dict):
+        raise ValueError(f"{path}: architecture and training must be mappings")
+    for key in arch:
+        if key not in ARCH_FLAGS:
+            raise ValueError(
+                f"{path}: architecture.{key}: unknown (expected {', '.join(ARCH_FLAGS)})"
+            )
+    for key in training:
+        if key not in FIELD_TYPES:
+            raise ValueError(f"{path}: training.{key}: not a recipe field")
+    return arch, training

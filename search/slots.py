@@ -129,8 +129,10 @@ def training_elsewhere(
 
 @contextlib.contextmanager
 def slot_lock(storage: optuna.storages.RDBStorage, name: str) -> Iterator[None]:
-    """Serialise work on one study across processes and hosts: its slot claims (``name``
-    the study's name), or its setup (``setup NAME``).
+    """Serialise work on one study (``name``) across processes and hosts: its setup, the
+    numbering of its workers, and its slot claims. One lock per study: behind PgBouncer in
+    transaction mode each lock held while its holder needs another connection pins a server
+    connection, so few locks leave the pool room.
 
     PostgreSQL: a session advisory lock (released by the server if the holder dies); MySQL:
     GET_LOCK; SQLite: a lock file beside the database (one host by nature). A worker waiting

@@ -31,10 +31,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from model.recipe import SEARCHABLE
-from model.spec import SPEC_DEFAULTS, ResNetSpec, SpecError, make_spec
+from model.spec import LIMITS, SPEC_DEFAULTS, ResNetSpec, SpecError, make_spec
 from search.record import is_number
 
 if TYPE_CHECKING:
@@ -295,10 +295,7 @@ class SearchSpace:
             return parse_param(value(key), path(key))
 
         layers = single("layers")
-        if not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in layers.candidates()
-        ):
-            raise SpaceError(path("layers"), "needs positive integers")
+        _check_sizes(layers, path("layers"), "layers")
         max_layers = int(max(layers.candidates()))
         per_layer = {}
         for key in PER_LAYER_KEYS:
@@ -325,13 +322,23 @@ class SearchSpace:
                     raw_value = {o: v for o, v in raw_value.items() if o != "per_layer"}
                 per_layer[key] = PerLayer((parse_param(raw_value, k),), shared=shared)
         for key, per in per_layer.items():
-            _check_structural(per, path(key), odd=key.endswith("kernels"))
+            _check_structural(per, path(key), odd=key.endswith("kernels"), limit=key)
+        pool = single("pool")
+        for size in pool.candidates():
+            if size != "global" and not (is_int(size) and size >= 1):
+                raise SpaceError(
+                    path("pool"),
+                    f"{size!r} is not a pool size: give a positive integer or 'global'",
+                )
+        sizes = {key: single(key) for key in ("stem_channels", "num_classes")}
+        for key, param in sizes.items():
+            _check_sizes(param, path(key), key)
         return cls(
             layers=layers,
             per_layer=per_layer,
-            pool=single("pool"),
-            stem_channels=single("stem_channels"),
-            num_classes=single("num_classes"),
+            pool=pool,
+            stem_channels=sizes["stem_channels"],
+            num_classes=sizes["num_classes"],
             training={k: parse_param(v, f"{where}.training.{k}") for k, v in training.items()},
         )
 
@@ -419,15 +426,29 @@ class SearchSpace:
         return params
 
 
-def _check_structural(per: PerLayer, key: str, *, odd: bool) -> None:
-    """Per-layer sizes are positive integers (kernel sizes odd), whatever their syntax."""
+def is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_sizes(param: Param, where: str, limit: str) -> None:
+    """Every value of ``param`` is a positive integer within the spec's limit."""
+    if isinstance(param, FloatRange):
+        raise SpaceError(
+            where, "takes integers: use int: [low, high] or choice: [...] of positive integers"
+        )
+    for value in param.candidates():
+        if not is_int(value) or value < 1:
+            raise SpaceError(where, f"{value!r} is not allowed: needs positive integers")
+        if limit in LIMITS and value > LIMITS[limit]:
+            raise SpaceError(where, f"{value:,} is more than the {LIMITS[limit]:,} supported")
+
+
+def _check_structural(per: PerLayer, key: str, *, odd: bool, limit: str) -> None:
+    """Per-layer sizes are positive integers (kernel sizes odd) within the spec's limits,
+    whatever their syntax."""
     for i, param in enumerate(per.params):
         where = key if len(per.params) == 1 else f"{key}[{i}]"
-        if isinstance(param, FloatRange):
-            raise SpaceError(where, "takes integers: use int: [low, high] or choice: [...]")
-        for value in param.candidates():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpaceError(where, f"{value!r} is not a positive integer")
+        _check_sizes(param, where, limit)
         if odd and isinstance(param, IntRange) and (param.low % 2 == 0 or param.step % 2):
             raise SpaceError(
                 where,

@@ -30,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +70,11 @@ SETUP_LOCK_ID = int.from_bytes(
     hashlib.sha256(b"optuna-search setup").digest()[:8], "big", signed=True
 )
 
+PG_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 10, "prepare_threshold": None}
+"""psycopg 3 settings: fail fast on a host that does not answer; and no server-side prepared
+statements, which a PgBouncer in transaction mode (before 1.21) cannot route: through one,
+a fleet shares a few server connections (tests/test_pgbouncer.py)."""
+
 T = TypeVar("T")
 
 
@@ -75,20 +82,97 @@ class StorageError(Exception):
     """A storage URL that is malformed, unsupported or unreachable (password masked)."""
 
 
+class NoDatabase(StorageError):
+    """A command that reads a study was pointed at a database that does not exist (or holds
+    no Optuna tables): it creates none."""
+
+
 def resolve_url(flag: str | None, config_value: str | None = None) -> str:
-    """The storage URL: the flag, else the environment, else the config, else the default."""
-    url = flag or os.environ.get(STORAGE_ENV) or config_value or DEFAULT_STORAGE
-    if "://" not in url:  # a bare path: a SQLite file
-        url = f"sqlite:///{url}"
-    return url
+    """The storage URL: the flag, else the environment, else the config, else the default.
+    A bare path is a SQLite file, taken literally (``?``, ``#`` and ``%`` are file name
+    characters there, not URL syntax)."""
+    return as_url(url_source(flag, config_value)[0])
+
+
+def url_source(flag: str | None, config_value: str | None = None) -> tuple[str, str]:
+    """(the URL or path as given, where it came from), for messages that name the source."""
+    if flag is not None:
+        if not flag.strip():
+            raise StorageError("--storage is empty: give a URL or a SQLite file's path")
+        return flag, "--storage"
+    if os.environ.get(STORAGE_ENV) is not None:
+        value = os.environ[STORAGE_ENV]
+        if not value.strip():
+            raise StorageError(f"${STORAGE_ENV} is set but empty: unset it or give a URL")
+        return value, f"${STORAGE_ENV}"
+    if config_value:
+        return config_value, "the config's storage:"
+    return DEFAULT_STORAGE, "the default"
+
+
+def as_url(url: str) -> str:
+    if "://" in url:
+        return _encode_at_in_password(url)
+    return "sqlite:///" + urllib.parse.quote(url, safe="/")
+
+
+# A password may hold '@' (and more) unencoded; the host starts after the last '@' of the
+# userinfo. Everything printed goes through mask(), which never shows a password, wherever
+# in the URL it is given (userinfo, or a query parameter libpq understands).
+_SECRET_PARAMS = re.compile(r"([?&](?:password|sslpassword|passfile)=)[^&#]*", re.IGNORECASE)
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None, str | None, str] | None:
+    """(scheme://, user, password, rest) of a URL; user None without userinfo; None for a
+    string without a scheme. The userinfo ends at the last '@' (over-masking, never under)."""
+    scheme, sep, tail = url.partition("://")
+    if not sep:
+        return None
+    at = tail.rfind("@")
+    if at < 0:
+        return scheme + sep, None, None, tail
+    user, colon, password = tail[:at].partition(":")
+    return scheme + sep, user, password if colon else None, tail[at + 1 :]
+
+
+def _encode_at_in_password(url: str) -> str:
+    """``u:pa@ss@host`` means the password ``pa@ss``: encode its '@' so that the URL parses."""
+    authority = url.partition("://")[2].split("/", 1)[0]
+    parts = _split_userinfo(url)
+    if authority.count("@") < 2 or parts is None:
+        return url
+    scheme, user, password, rest = parts
+    if password is None:
+        return url
+    return f"{scheme}{user}:{password.replace('@', '%40')}@{rest}"
 
 
 def mask(url: str) -> str:
-    """The URL with its password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable storage URL>"
+    """The URL with every password replaced by ``***`` (userinfo and query parameters)."""
+    parts = _split_userinfo(url)
+    if parts is None:
+        return url
+    scheme, user, password, rest = parts
+    userinfo = "" if user is None else user + (":***" if password is not None else "") + "@"
+    return _SECRET_PARAMS.sub(r"\1***", f"{scheme}{userinfo}{rest}")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password removed from every URL in it (for text stored by an
+    earlier version, shown again)."""
+    return re.sub(r"[A-Za-z][\w+.-]*://\S+", lambda m: without_password(m.group(0)), text)
+
+
+def without_password(url: str) -> str:
+    """The URL with its password removed (what a study may store)."""
+    parts = _split_userinfo(url)
+    if parts is None:
+        return url
+    scheme, user, _, rest = parts
+    rest = re.sub(r"[?&](?:password|sslpassword|passfile)=[^&#]*", "", rest, flags=re.I)
+    if "?" not in rest and "&" in rest:
+        rest = rest.replace("&", "?", 1)
+    return f"{scheme}{'' if user is None else user + '@'}{rest}"
 
 
 def parse_url(url: str) -> URL:
@@ -114,12 +198,18 @@ def parse_url(url: str) -> URL:
             f"unsupported storage {mask(url)!r}: use sqlite:///file.db or postgresql://..."
         )
     try:
-        parsed.get_dialect()
+        dialect = parsed.get_dialect()
+        dialect.import_dbapi()  # the driver itself: get_dialect() alone does not import it
     except Exception:
         raise StorageError(
             f"storage {mask(url)!r}: the database driver {parsed.drivername!r} is not "
             "installed; for PostgreSQL use postgresql:// (psycopg 3 is installed)"
         ) from None
+    if getattr(dialect, "is_async", False):
+        raise StorageError(
+            f"storage {mask(url)!r}: {parsed.drivername!r} is an asyncio driver; "
+            "use postgresql:// (psycopg 3)"
+        )
     return parsed
 
 
@@ -129,31 +219,22 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     max_retry: int | None = 3,
+    create: bool = True,
 ) -> BufferedRDBStorage:
     """Connect (creating Optuna's tables if needed, under :func:`setup_lock`) with the engine
-    settings above.
+    settings above. With ``create=False`` (commands that read a study), nothing is created:
+    a database that does not exist, or holds no Optuna tables, is a :class:`StorageError`.
 
     With ``heartbeat_interval``, a trial whose process dies is failed by the next worker
     that starts a trial after ``grace_period`` and re-queued with the same parameters (up
     to ``max_retry`` times).
     """
     parsed = parse_url(url)
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs = _engine_kwargs(parsed)
     if parsed.get_backend_name() == "sqlite":
-        path = Path(parsed.database or "")
-        if not path.parent.exists():
-            raise StorageError(f"storage {mask(url)!r}: folder {path.parent} does not exist")
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    else:
-        engine_kwargs.update(
-            pool_pre_ping=True,
-            pool_size=MAX_CONNECTIONS - 1,
-            max_overflow=1,
-            pool_recycle=300,
-            pool_timeout=RETRY_SECONDS,
-        )
-        if parsed.get_backend_name() == "postgresql":
-            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        _check_sqlite_path(parsed, url, create=create)
+    if not create:
+        _check_has_studies(parsed, url)
     heartbeat: dict[str, Any] = {}
     if heartbeat_interval is not None:
         with _quiet_experimental():
@@ -165,20 +246,112 @@ def open_storage(
         }
 
     def connect() -> BufferedRDBStorage:
-        if parsed.get_backend_name() == "sqlite":
+        if create and parsed.get_backend_name() == "sqlite":
             _enable_wal(Path(parsed.database or ""))
         with _quiet_experimental():
             return BufferedRDBStorage(
                 parsed.render_as_string(hide_password=False),
                 engine_kwargs=engine_kwargs,
+                skip_table_creation=not create,
                 **heartbeat,
             )
 
     try:
-        with setup_lock(parsed):
+        with setup_lock(parsed) if create else contextlib.nullcontext():
             return when_setup_races(connect)
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+    except (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,
+        sqlite3.Error,
+        OSError,
+    ) as e:
         raise StorageError(f"cannot open storage {mask(url)!r}: {_first_line(e)}") from None
+
+
+def _engine_kwargs(parsed: URL) -> dict[str, Any]:
+    if parsed.get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": MAX_CONNECTIONS - 1,
+        "max_overflow": 1,
+        "pool_recycle": 300,
+        "pool_timeout": RETRY_SECONDS,
+    }
+    if parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = PG_CONNECT_ARGS
+    return kwargs
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_path(parsed: URL, url: str, *, create: bool) -> None:
+    """A SQLite file this process can use: an existing database, or (``create``) a new file
+    in an existing, writable folder; one line naming the path otherwise."""
+    path = Path(parsed.database or "")
+    where = f"storage {mask(url)!r}"
+    if path.exists():
+        if path.is_dir():
+            raise StorageError(f"{where}: {path} is a folder: give a file, e.g. {path}/study.db")
+        try:
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+        except OSError as e:
+            raise StorageError(f"{where}: cannot read {path} ({e.strerror})") from None
+        if head and head != SQLITE_HEADER:
+            raise StorageError(f"{where}: {path} is not a SQLite database: give another file name")
+        return
+    if not create:
+        raise NoDatabase(
+            f"{where}: no database file {path}: check the path (a command that reads a "
+            "study never creates one)"
+        )
+    parent = path.parent
+    if not parent.exists():
+        raise StorageError(f"{where}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise StorageError(f"{where}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK) or str(path.resolve()).startswith(("/proc/", "/sys/")):
+        raise StorageError(f"{where}: cannot create a database in {parent}: give a writable path")
+
+
+def _sqlite_is_set_up(path: Path) -> bool:
+    """Whether the SQLite file already holds Optuna's tables (read-only: creates nothing)."""
+    if not path.is_file():
+        return False
+    try:
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"  # a name may hold ? or #
+        conn = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'version_info'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return row is not None
+
+
+def _check_has_studies(parsed: URL, url: str) -> None:
+    """The database holds Optuna's tables (a read command creates none)."""
+    engine = sqlalchemy.create_engine(
+        parsed,
+        poolclass=sqlalchemy.NullPool,
+        **({"connect_args": PG_CONNECT_ARGS} if parsed.get_backend_name() == "postgresql" else {}),
+    )
+    try:
+        has = when_busy(lambda: sqlalchemy.inspect(engine).has_table("studies"))
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as e:
+        raise StorageError(f"cannot open storage {mask(url)!r}: {_first_line(e)}") from None
+    finally:
+        engine.dispose()
+    if not has:
+        raise NoDatabase(
+            f"storage {mask(url)!r} holds no Optuna study yet: check the URL, or start one "
+            "with optuna-search run"
+        )
 
 
 @contextlib.contextmanager
@@ -193,6 +366,9 @@ def setup_lock(url: URL) -> Iterator[None]:
     if backend == "sqlite":
         from filelock import FileLock
 
+        if _sqlite_is_set_up(Path(url.database or "")):
+            yield  # nothing to create: no lock, and no lock file beside the database
+            return
         with FileLock(f"{url.database}.setup.lock"):
             yield
         return
@@ -200,9 +376,14 @@ def setup_lock(url: URL) -> Iterator[None]:
         yield
         return
     engine = sqlalchemy.create_engine(
-        url, poolclass=sqlalchemy.NullPool, connect_args={"connect_timeout": 10}
+        url, poolclass=sqlalchemy.NullPool, connect_args=PG_CONNECT_ARGS
     )
     try:
+        with when_busy(engine.connect) as conn:
+            set_up = conn.execute(sqlalchemy.text("SELECT to_regclass('version_info')")).scalar()
+        if set_up is not None:
+            yield  # nothing to create (the usual case): no lock
+            return
         # Polled, not waited for: a waiting process holds no connection (see search.slots).
         lock = sqlalchemy.text("SELECT pg_try_advisory_lock(:n)")
         conn = slots.acquire(lambda: when_busy(engine.connect), lock, SETUP_LOCK_ID)
@@ -264,19 +445,24 @@ def _first_line(error: BaseException) -> str:
 
 
 def open_plain_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's own RDBStorage on ``url``, unbuffered (for optuna-dashboard, whose writes,
-    notes and attrs, must be immediate); the same URL checks and errors as
-    :func:`open_storage`."""
+    """Optuna's own RDBStorage on an existing study database, unbuffered (for
+    optuna-dashboard, whose writes, notes and attrs, must be immediate); the same checks
+    and errors as :func:`open_storage` with ``create=False``: nothing is created."""
     parsed = parse_url(url)
-    sqlite = parsed.get_backend_name() == "sqlite"
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_path(parsed, url, create=False)
+    _check_has_studies(parsed, url)
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": PG_CONNECT_ARGS}
     try:
         return optuna.storages.RDBStorage(
             parsed.render_as_string(hide_password=False),
-            engine_kwargs={} if sqlite else {"pool_pre_ping": True},
+            engine_kwargs=engine_kwargs,
+            skip_table_creation=True,
         )
     except Exception as e:
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StorageError(f"cannot open storage {mask(url)!r}: {detail}") from None
+        raise StorageError(f"cannot open storage {mask(url)!r}: {_first_line(e)}") from None
 
 
 @contextlib.contextmanager

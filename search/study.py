@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
-import time
 import warnings
 from typing import Any
 
@@ -28,6 +25,7 @@ from search.config import StudyConfig
 from search.record import StudyRecord, attrs, write_study
 from search.slots import slot_lock
 from search.space import LEGACY_KEYS
+from search.storage import without_password
 
 _IDENTITY_KEYS = ("objectives", "budget", "space", "data")
 
@@ -36,15 +34,16 @@ class StudyMismatch(Exception):
     """The storage already holds a study of this name, made from a different config."""
 
 
-def make_sampler(
-    config: StudyConfig, *, worker: int | str = 0, exact_seed: bool = False
-) -> optuna.samplers.BaseSampler:
-    """The config's sampler. Workers never share a seed (same seed, same suggestions: the
-    cause of Optuna users' duplicate configurations, #4714): a configured seed is turned into
-    one of this process alone (:func:`process_seed`), unless ``exact_seed`` (a benchmark
-    that must repeat). A trial's results stay reproducible from its recorded training seed."""
+def make_sampler(config: StudyConfig, *, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The config's sampler for the study's ``worker``-th worker process (:func:`next_worker`).
+
+    Workers never share a seed (same seed, same suggestions: the cause of Optuna users'
+    duplicate configurations, #4714): a configured seed is offset by the worker's number,
+    drawn from the storage, so that processes started together on any hosts differ, and the
+    first worker of a study samples exactly as its config says (a single-worker run repeats).
+    """
     s = config.sampler
-    seed = s.seed if exact_seed or s.seed is None else process_seed(s.seed, worker)
+    seed = None if s.seed is None else (s.seed + SEED_STRIDE * worker) % 2**32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if s.name == "random":
@@ -64,11 +63,17 @@ def make_sampler(
         )
 
 
-def process_seed(seed: int, worker: int | str = 0) -> int:
-    """A sampler seed of this process alone: the configured seed mixed with the worker, the
-    host, the process and the time, so that processes started together on any hosts differ."""
-    unique = f"{seed}|{worker}|{platform.node()}|{os.getpid()}|{time.time_ns()}"
-    return int.from_bytes(hashlib.sha256(unique.encode()).digest()[:4], "big")
+SEED_STRIDE = 1_000_003
+"""Seeds of successive workers are this far apart (a prime: they never meet in 2**32)."""
+
+
+def next_worker(storage: optuna.storages.RDBStorage, study: optuna.Study) -> int:
+    """This process's number among the study's workers, counted in the storage under the
+    study's lock: 0 for the first ever, then 1, 2, ... on every host."""
+    with slot_lock(storage, study.study_name):
+        number = StudyRecord.of(study).workers_started or 0
+        write_study(study, workers_started=number + 1)
+    return number
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
@@ -124,9 +129,22 @@ def open_study(
     Any number of processes may call this at once on a new study: creating and setting it up
     happen under the study's setup lock, and exactly one of them creates it.
     """
-    if not create and not study_exists(storage, config.name):
+    if study_exists(storage, config.name):  # the usual case: nothing to create, no lock
+        study = optuna.load_study(
+            study_name=config.name,
+            storage=storage,
+            sampler=sampler or make_sampler(config),
+            pruner=make_pruner(config),
+        )
+        verify(study, config)
+        if StudyRecord.of(study).setup_complete:
+            return study, False
+    elif not create:
         raise KeyError(config.name)
-    with slot_lock(storage, f"setup {config.name}"):
+    # The study's one lock (claims take it too): a lock held while its holder needs another
+    # connection is one more server connection pinned behind PgBouncer; one per study suffices.
+    with slot_lock(storage, config.name):
+        existed = study_exists(storage, config.name)
         study = optuna.create_study(
             study_name=config.name,
             storage=storage,
@@ -135,17 +153,39 @@ def open_study(
             directions=config.directions,
             load_if_exists=True,
         )
-        stored = StudyRecord.of(study)
-        if stored.identity is not None and stored.identity != identity(config):
-            raise StudyMismatch(
-                f"study {config.name!r} in this storage was created from a different config "
-                f"(objectives, budget, space or data changed); give the config a new name: "
-                "or use another storage"
-            )
-        if stored.setup_complete:
+        if existed:
+            verify(study, config)
+        if StudyRecord.of(study).setup_complete:
             return study, False
         _set_up(study, config)
     return study, True
+
+
+def verify(study: optuna.Study, config: StudyConfig, *, adopt: bool = True) -> None:
+    """Raise :class:`StudyMismatch` unless ``study`` is the one ``config`` makes: from a config
+    with the same objectives, budget, space and data; and, to run trials in it (``adopt``),
+    created by optuna-search. (Reading a plain Optuna study of the same directions is fine.)"""
+    stored = StudyRecord.of(study)
+    if stored.identity is None and adopt:
+        raise StudyMismatch(
+            f"study {config.name!r} in this storage was not created by optuna-search (no "
+            "config is stored with it): give the config another name (its name: key), or "
+            "use another storage (if optuna-search stopped while creating it, delete it: optuna "
+            f"delete-study --study-name {config.name} --storage URL)"
+        )
+    directions = [d.name.lower() for d in study.directions]
+    if directions != list(config.directions):
+        raise StudyMismatch(
+            f"study {config.name!r} in this storage has directions {directions}, the config "
+            f"{list(config.directions)} (objectives {list(config.objectives)}): give the "
+            "config another name (its name: key), or use another storage"
+        )
+    if stored.identity is not None and stored.identity != identity(config):
+        raise StudyMismatch(
+            f"study {config.name!r} in this storage was created from a different config "
+            "(objectives, budget, space or data changed): give the config another name "
+            "(its name: key), or use another storage"
+        )
 
 
 def _set_up(study: optuna.Study, config: StudyConfig) -> None:
@@ -155,11 +195,11 @@ def _set_up(study: optuna.Study, config: StudyConfig) -> None:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(config.objectives))
     # With its name, so that a worker on another host can run from the stored config alone.
-    raw = {"name": config.name, **{k: v for k, v in config.raw.items() if k != "name"}}
+    raw = {"name": config.name, **{k: v for k, v in shareable(config.raw).items() if k != "name"}}
     write_study(
         study,
         identity=identity(config),
-        config_file=str(config.path),
+        config_file=config.path.name,  # no absolute path of this machine in a shared study
         config_yaml=yaml.safe_dump(raw, sort_keys=False),
         objectives=list(config.objectives),
         max_params=config.budget.max_params,
@@ -185,7 +225,7 @@ def study_note(config: StudyConfig) -> str:
     trials = f"{config.trials} trained trials" if config.trials else "no trial count"
     budget = config.budget.describe()
     enqueued = ", ".join(label for label, _ in config.enqueue) or "none"
-    body = yaml.safe_dump(config.raw, sort_keys=False).rstrip()
+    body = yaml.safe_dump(shareable(config.raw), sort_keys=False).rstrip()
     return (
         f"## {config.name}\n\n{config.description}\n\n"
         f"- objectives: {objectives}\n- budget: {budget} (over-budget configurations are "
@@ -196,6 +236,14 @@ def study_note(config: StudyConfig) -> str:
         f"images\n- enqueued first: {enqueued}\n\n"
         f"Config (`{config.path.name}`):\n\n```yaml\n{body}\n```\n"
     )
+
+
+def shareable(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config as a study may store and show it: a ``storage:`` URL without its password
+    (the study, its note and its report are read by everyone who reads the storage)."""
+    if isinstance(raw.get("storage"), str):
+        return {**raw, "storage": without_password(raw["storage"])}
+    return raw
 
 
 def stored_config(study: optuna.Study) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from search.identity import worker_name
 from search.objective import Objective, StudyFull, TrialOutcome
 from search.record import FAILED_IN_TRAINING, STARTED_TRAINING, Outcome
 from search.signals import Interrupted, Signals, handle
-from search.study import make_sampler, open_study
+from search.study import make_sampler, next_worker, open_study
 from search.trainer import DryTrainer, EngineTrainer, Trainer
 
 if TYPE_CHECKING:
@@ -99,7 +99,8 @@ def run_worker(
         grace_period=options.grace_period,
     )
     name = worker_name(index=options.worker, device=options.device)
-    study, _ = open_study(config, storage, sampler=make_sampler(config, worker=name))
+    study, _ = open_study(config, storage)
+    study.sampler = make_sampler(config, worker=next_worker(storage, study))
     study_id = study._study_id
     signals = Signals()
     trainer: Trainer = EngineTrainer() if options.dry_run is None else DryTrainer(options.dry_run)

@@ -78,16 +78,17 @@ def test_two_objectives(tmp_path: Path) -> None:
     assert study.metric_names == ["val_accuracy", "params"]
 
 
-def test_a_configured_seed_is_made_unique_per_process() -> None:
+def test_workers_draw_their_numbers_from_the_storage(tmp_path: Path) -> None:
     """Processes started together with one configured seed must not share it (same seed,
-    same suggestions); a benchmark can still ask for the exact seed."""
-    from search.study import process_seed
+    same suggestions): each draws its number from the storage; the first samples exactly as
+    the config says, so a single-worker run repeats."""
+    from search.study import next_worker
 
     def first(sampler: optuna.samplers.BaseSampler) -> float:
         return optuna.create_study(sampler=sampler).ask().suggest_float("x", 0.0, 1.0)
 
-    assert len({process_seed(0, worker="w") for _ in range(20)}) == 20
-    assert first(make_sampler(SMOKE)) != first(make_sampler(SMOKE))
-    assert first(make_sampler(SMOKE, exact_seed=True)) == first(
-        make_sampler(SMOKE, exact_seed=True)
-    )
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study, _ = open_study(SMOKE, storage)
+    assert [next_worker(storage, study) for _ in range(3)] == [0, 1, 2]
+    assert first(make_sampler(SMOKE, worker=0)) == first(make_sampler(SMOKE, worker=0))
+    assert first(make_sampler(SMOKE, worker=0)) != first(make_sampler(SMOKE, worker=1))

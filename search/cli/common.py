@@ -173,18 +173,26 @@ def load_study(
     """(config, study, storage) of an existing study; a missing study is a usage error."""
     import optuna
 
-    from search.prepare import open_checked
-    from search.storage import mask
-    from search.study import study_exists
+    from search.storage import NoDatabase, StorageError, mask, open_storage
+    from search.study import StudyMismatch, study_exists, verify
 
     config, url = config_and_url(args)
-    storage = open_checked(url)
+    try:
+        storage = open_storage(url, create=False)
+    except NoDatabase as e:
+        reason = str(e).split(": ", 1)[-1]
+        raise UsageError(f"no study {config.name!r} in {mask(url)}: {reason}") from None
+    except StorageError as e:
+        raise UsageError(str(e)) from None
     if not study_exists(storage, config.name):
         raise UsageError(
             f"no study {config.name!r} in {mask(url)}: run "
             f"'optuna-search run --study {args.study}' first"
         )
-    return config, optuna.load_study(study_name=config.name, storage=storage), storage
+    study = optuna.load_study(study_name=config.name, storage=storage)
+    with as_usage_error(StudyMismatch):
+        verify(study, config, adopt=False)
+    return config, study, storage
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:

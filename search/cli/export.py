@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from search.cli.common import add_storage_arg, add_study_arg, load_study, pick_trial
+from search.paths import writable_file
 
 HELP = DESCRIPTION = "write a trial's architecture and recipe as YAML (train --config)"
 
@@ -20,6 +21,7 @@ def take_action(args: argparse.Namespace) -> int:
     from search.record import TrialRecord
     from search.results import export_config
 
+    writable_file(args.output, "-o")
     config, study, _ = load_study(args)
     trial = pick_trial(study, args.trial)
     export_config(trial, config.name, args.output)

@@ -6,6 +6,7 @@ import argparse
 
 from search.cli.common import add_storage_arg, add_study_arg, load_study
 from search.errors import UsageError
+from search.paths import writable_file, writable_folder
 
 HELP = DESCRIPTION = "a self-contained HTML report of a study (plotly), or PNGs"
 
@@ -33,9 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def take_action(args: argparse.Namespace) -> int:
     from search.report import write_report
 
-    config, study, _ = load_study(args)
     if args.format not in ("html", "png"):
         raise UsageError(f"--format {args.format!r}: use html or png")
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, got {args.top}")
+    check = writable_file if args.format == "html" else writable_folder
+    check(args.output, "-o")
+    config, study, _ = load_study(args)
     for path in write_report(study, config, args.output, fmt=args.format, top=args.top):
         print(f"wrote {path}")
     return 0

@@ -16,7 +16,8 @@ from search.cli.common import (
     pick_trial,
     say,
 )
-from search.errors import as_usage_error
+from search.errors import UsageError, as_usage_error
+from search.paths import writable_file
 
 HELP = DESCRIPTION = "train a trial's configuration for long; test accuracy on it"
 
@@ -40,6 +41,10 @@ def take_action(args: argparse.Namespace) -> int:
     from search.progress import EpochProgress
     from search.retrain import plan, retrain
 
+    if args.save_model is not None:
+        writable_file(args.save_model, "--save-model")  # before training, not after
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     config, study, storage = load_study(args)
     trial = pick_trial(study, args.trial)
     p = plan(config, trial, epochs=args.epochs, compile=args.compile)

@@ -158,9 +158,10 @@ def _slots(args: argparse.Namespace) -> list[Slot]:
         count = torch.cuda.device_count()
         missing = [g for g in args.gpus if not 0 <= g < count]
         if missing:
+            have = f" (0..{count - 1})" if count else ""
             raise UsageError(
-                f"--gpus {','.join(map(str, args.gpus))}: this machine has {count} "
-                f"GPU(s) (0..{count - 1}); no GPU {missing[0]}"
+                f"--gpus {','.join(map(str, args.gpus))}: this machine has {count} GPU(s)"
+                f"{have}; no GPU {missing[0]}" + ("" if count else ": use --workers K on the CPU")
             )
         return gpu_slots(args.gpus, args.trials_per_gpu)
     if args.workers is not None:

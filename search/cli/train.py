@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from search.cli.common import add_arch_args, add_device_arg, default_device, say, spec_from_args
 from search.errors import UsageError, as_usage_error
 from search.flags import add_recipe_args, recipe_from_args
+from search.paths import writable_file
 
 HELP = "train one architecture (also the final, long training of a search's best)"
 DESCRIPTION = (
@@ -78,12 +80,17 @@ def take_action(args: argparse.Namespace) -> int:
         spec = spec_from_args(args)  # bad architecture flags fail before torch is imported
     with as_usage_error(ValueError, TypeError):
         config = recipe_from_args(args, base_recipe)
-    from model.checkpoint import save_model
+    for flag, path in (("--save-model", args.save_model), ("--checkpoint", args.checkpoint)):
+        if path is not None:  # before training: a path that fails after hours is bad input
+            writable_file(path, flag)
+    from model.checkpoint import load_checkpoint, save_model
     from model.data import DataError, load_data
     from model.engine import CheckpointMismatch, DeviceError, TrainingError, resolve_device, train
     from search.progress import EpochProgress
 
-    with as_usage_error(DataError, DeviceError):
+    with as_usage_error(DataError, DeviceError, CheckpointMismatch):
+        if args.checkpoint is not None:
+            load_checkpoint(args.checkpoint)  # a corrupt one is refused before any work
         device = resolve_device(args.device or default_device())
         data = load_data(
             dataset=args.dataset,
@@ -92,6 +99,7 @@ def take_action(args: argparse.Namespace) -> int:
             train_subset=args.train_subset,
             test_subset=args.test_subset,
             seed=config.seed,
+            progress=sys.stderr.isatty(),  # bars on a terminal; in a log, only the result
         )
     say(
         f"data: {data.source}: {len(data.train)} train, {len(data.val)} val, "

@@ -11,6 +11,7 @@ import plotly.io as pio
 
 from search.config import StudyConfig
 from search.errors import UsageError
+from search.paths import writable_file, writable_folder
 from search.report.page import build_sections, render_html
 from search.report.rows import read_rows
 from search.report.style import first_line
@@ -32,13 +33,13 @@ def write_report(
     """
     path = Path(output)
     if fmt == "html":
-        if path.is_dir():
-            raise UsageError(f"{path} is a folder: give a file name for the HTML report")
+        writable_file(path, "-o")  # before the work: one line, nothing written
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_html(study, config, top=top), encoding="utf-8")
         return [path]
     if fmt != "png":
         raise UsageError(f"format {fmt!r}: use html or png")
+    writable_folder(path, "-o")
     return _write_pngs(study, config, path, top=top)
 
 

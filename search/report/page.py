@@ -36,6 +36,7 @@ from search.report.info import (
 )
 from search.report.rows import Row, SizeKey, front_numbers, rank_top, read_rows
 from search.report.style import Section, duration
+from search.storage import redact
 
 
 def build_sections(
@@ -244,6 +245,7 @@ def _config_html(study: optuna.Study) -> str:
     text = StudyRecord.of(study).config_yaml
     if not isinstance(text, str) or not text.strip():
         return ""
+    text = redact(text)  # a study written before passwords were left out of it
     return (
         "<details class=card id=study-config><summary>Study config (as stored with the study)"
         f"</summary><pre>{html.escape(text)}</pre></details>"
