@@ -3,7 +3,8 @@
 ``optuna-search run --gpus 0,1,2,3 [--trials-per-gpu K]`` starts K ``optuna-search worker``
 processes per listed GPU, each seeing only its GPU (``CUDA_VISIBLE_DEVICES``); ``--workers K``
 starts K workers on one device (the CPU, for tests and small runs). The launcher:
-- prefixes every line a worker prints with its name, e.g. ``[w2 gpu1]``;
+- relays every line a worker logs, whole (each carries the worker's name, e.g.
+  ``gpu-box/w2/gpu1``), to its own console and ``--log-file``;
 - forwards Ctrl-C / SIGTERM to every worker once (they record their running trial and
   stop); a second signal kills them at once;
 - exits non-zero if a worker failed for a reason other than a trial's own error (trial
@@ -15,6 +16,7 @@ launcher, which forwards it exactly once.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -24,8 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from search import log
+
 if TYPE_CHECKING:
     from search.config import StudyConfig
+
+_log = logging.getLogger("optuna_search.launcher")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ def worker_argv(
     compile: bool,
     trials_per_gpu: int,
     dry_run: float | None,
+    verbosity: int = 0,
 ) -> list[str]:
     """The ``worker`` flags that run the same study the same way as the launcher was asked
     to (the config's overrides included); each slot adds its device and index."""
@@ -78,6 +85,8 @@ def worker_argv(
         out += ["--trials-per-gpu", str(trials_per_gpu)]
     if dry_run is not None:
         out += ["--dry-run", str(dry_run)]
+    if verbosity:  # the launcher keeps --log-file: it writes the lines it relays
+        out.append("-q" if verbosity < 0 else "-" + "v" * verbosity)
     return out
 
 
@@ -85,14 +94,14 @@ def launch(
     slots: Sequence[Slot],
     worker_args: Sequence[str],
     *,
-    out: Callable[[str], None] | None = None,
+    relay: Callable[[str], None] = log.relay,
 ) -> int:
-    """Start one ``optuna-search worker`` per slot, relay their output, wait for them all.
+    """Start one ``optuna-search worker`` per slot, relay their lines (each already carries
+    its worker's name and time) whole, and wait for them all.
 
     Returns 0 when every worker ended normally, 128 + signal when stopped by a signal, and 1
     when a worker failed on its own.
     """
-    out = out or _whole_lines()
     procs: list[subprocess.Popen[str]] = []
     readers = []
     for index, slot in enumerate(slots):
@@ -104,7 +113,7 @@ def launch(
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1, start_new_session=True)  # fmt: skip
         procs.append(proc)
-        reader = threading.Thread(target=_relay, args=(proc, f"[{slot.name}] ", out), daemon=True)
+        reader = threading.Thread(target=_relay, args=(proc, relay), daemon=True)
         reader.start()
         readers.append(reader)
 
@@ -113,8 +122,8 @@ def launch(
     def forward(signum: int, frame: object) -> None:
         received.append(signum)
         first = len(received) == 1
-        out(
-            f"[launcher] {signal.Signals(signum).name}: "
+        _log.info(
+            f"{signal.Signals(signum).name}: "
             + ("stopping the workers (again to kill them)" if first else "killing the workers")
         )
         for proc in procs:
@@ -134,27 +143,14 @@ def launch(
         return 128 + received[0]
     failed = [(slot.name, code) for slot, code in zip(slots, codes, strict=True) if code != 0]
     for name, code in failed:
-        out(f"[launcher] worker {name} failed (exit status {code}); see its lines above")
+        _log.error(f"worker {name} failed (exit status {code}); see its lines above")
     return 1 if failed else 0
 
 
-def _whole_lines() -> Callable[[str], None]:
-    """Print each line whole: the relay threads of several workers write at once, and
-    print() writes a line and its newline separately."""
-    lock = threading.Lock()
-
-    def out(line: str) -> None:
-        with lock:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-
-    return out
-
-
-def _relay(proc: subprocess.Popen[str], prefix: str, out: Callable[[str], None]) -> None:
+def _relay(proc: subprocess.Popen[str], relay: Callable[[str], None]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
-        out(prefix + line.rstrip("\n"))
+        relay(line.rstrip("\n"))
 
 
 class _ignore_gone:

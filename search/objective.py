@@ -22,6 +22,7 @@ the same for both. What a trial records is defined in ``search.record``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class Objective:
     load_data: Callable[[], DataSplits | None]
     """Returns the data splits (called once, at the first trial that trains)."""
     checkpoint_dir: Path
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = logging.getLogger("optuna_search.worker").info
     compile: bool = False
     signals: Signals = field(default_factory=Signals)
     memory: TrialMemory = field(default_factory=lambda: TrialMemory("cpu"))

@@ -12,17 +12,16 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
 
-from search.config import ConfigError, StudyConfig, find_config, parse_config, parse_timeout
+from search.config import ConfigError, StudyConfig, find_config, parse_timeout
 from search.cpu_time import check_cpu_time
 from search.errors import UsageError, as_usage_error
 from search.paths import writable_folder
 from search.storage import StorageError, as_url, open_storage, parse_url, url_source
-from search.study import stored_config, study_exists
+from search.study import config_of, study_exists
 
 if TYPE_CHECKING:
     from model.data import DataSplits
@@ -164,6 +163,8 @@ def stored_study_config(study: str, storage_flag: str | None) -> tuple[StudyConf
     storage = open_checked(url, create=False)
     if not study_exists(storage, study):
         return None  # the usual "no such study config" error follows
-    raw = stored_config(optuna.load_study(study_name=study, storage=storage))
-    config = parse_config(raw, path=Path(f"{study}.yaml (stored in the study)"))
+    with as_usage_error(ConfigError):
+        config = config_of(optuna.load_study(study_name=study, storage=storage))
+    if config is None:
+        return None  # not made by optuna-search: the usual "no such study config" error follows
     return config, url

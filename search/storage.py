@@ -63,6 +63,8 @@ __all__ = [
 
 DEFAULT_STORAGE = "sqlite:///optuna-search.db"
 STORAGE_ENV = "OPTUNA_SEARCH_STORAGE"
+OPTUNA_STORAGE_ENV = "OPTUNA_STORAGE"
+"""Optuna's own variable (its CLI reads it): honoured after this project's."""
 SQLITE_BUSY_TIMEOUT_S = 60
 MAX_CONNECTIONS = 2
 """Database connections a process holds at most (PostgreSQL): one pooled, one overflow."""
@@ -88,7 +90,8 @@ class NoDatabase(StorageError):
 
 
 def resolve_url(flag: str | None, config_value: str | None = None) -> str:
-    """The storage URL: the flag, else the environment, else the config, else the default.
+    """The storage URL: the flag, else the environment ($OPTUNA_SEARCH_STORAGE, then Optuna's
+    $OPTUNA_STORAGE), else the config, else the default.
     A bare path is a SQLite file, taken literally (``?``, ``#`` and ``%`` are file name
     characters there, not URL syntax)."""
     return as_url(url_source(flag, config_value)[0])
@@ -100,11 +103,12 @@ def url_source(flag: str | None, config_value: str | None = None) -> tuple[str, 
         if not flag.strip():
             raise StorageError("--storage is empty: give a URL or a SQLite file's path")
         return flag, "--storage"
-    if os.environ.get(STORAGE_ENV) is not None:
-        value = os.environ[STORAGE_ENV]
-        if not value.strip():
-            raise StorageError(f"${STORAGE_ENV} is set but empty: unset it or give a URL")
-        return value, f"${STORAGE_ENV}"
+    for variable in (STORAGE_ENV, OPTUNA_STORAGE_ENV):
+        if os.environ.get(variable) is not None:
+            value = os.environ[variable]
+            if not value.strip():
+                raise StorageError(f"${variable} is set but empty: unset it or give a URL")
+            return value, f"${variable}"
     if config_value:
         return config_value, "the config's storage:"
     return DEFAULT_STORAGE, "the default"
@@ -390,8 +394,13 @@ def setup_lock(url: URL) -> Iterator[None]:
         try:
             yield
         finally:
+            # Unlocked explicitly, in the transaction that took it: behind PgBouncer in
+            # transaction mode, closing ends only the transaction, and the server session
+            # would keep the lock for whoever is handed that connection next.
             with contextlib.suppress(sqlalchemy.exc.DBAPIError):
-                conn.close()  # closing the session releases its advisory lock
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:n)"), {"n": SETUP_LOCK_ID})
+            with contextlib.suppress(sqlalchemy.exc.DBAPIError):
+                conn.close()
     finally:
         engine.dispose()
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
 
-from search.config import StudyConfig
+from search.config import StudyConfig, parse_config
 from search.record import StudyRecord, attrs, write_study
 from search.slots import slot_lock
 from search.space import LEGACY_KEYS
@@ -244,6 +245,15 @@ def shareable(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(raw.get("storage"), str):
         return {**raw, "storage": without_password(raw["storage"])}
     return raw
+
+
+def config_of(study: optuna.Study) -> StudyConfig | None:
+    """The config a study was created from, as stored with it (None for a study optuna-search
+    did not create); raises ``ConfigError`` if what is stored no longer validates."""
+    raw = stored_config(study)
+    if not raw:
+        return None
+    return parse_config(raw, path=Path(f"{study.study_name}.yaml (stored in the study)"))
 
 
 def stored_config(study: optuna.Study) -> dict[str, Any]:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from search.artifacts import artifact_store
 from search.config import StudyConfig
 from search.gpu import TrialMemory
 from search.identity import worker_name
+from search.log import set_worker
 from search.objective import Objective, StudyFull, TrialOutcome
 from search.record import FAILED_IN_TRAINING, STARTED_TRAINING, Outcome
 from search.signals import Interrupted, Signals, handle
@@ -39,6 +41,8 @@ from search.trainer import DryTrainer, EngineTrainer, Trainer
 
 if TYPE_CHECKING:
     from model.data import DataSplits
+
+_log = logging.getLogger("optuna_search.worker")
 
 MAX_FRUITLESS = 5000
 """Consecutive trials without training after which a worker gives up (an exhausted space)."""
@@ -89,7 +93,7 @@ def run_worker(
     options: WorkerOptions,
     *,
     load_data: Callable[[], DataSplits | None],
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
 ) -> WorkerSummary:
     """Take trials until the study is done, the timeout passes, or ``study.stop()``."""
     started = time.perf_counter()
@@ -99,6 +103,7 @@ def run_worker(
         grace_period=options.grace_period,
     )
     name = worker_name(index=options.worker, device=options.device)
+    set_worker(name)  # on every line this process logs from now on
     study, _ = open_study(config, storage)
     study.sampler = make_sampler(config, worker=next_worker(storage, study))
     study_id = study._study_id

@@ -150,7 +150,7 @@ def test_group_sigterm_is_one_stop(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     log = tmp_path / "run.log"
     launcher = _start("run", config, url, log, "--workers", "3", "--dry-run", "12")
-    _wait_for(log, r"\[(w\d) cpu\] \S+ trial \d+ epoch 1/6", count=3)
+    _wait_for(log, r"/(w\d): trial \d+ epoch 1/6", count=3)
     workers = _children(launcher.pid)
     assert len(workers) == 3
     for pid in [launcher.pid, *workers]:
@@ -181,7 +181,7 @@ def test_a_dead_launcher_takes_its_workers_down_cleanly(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     log = tmp_path / "run.log"
     launcher = _start("run", config, url, log, "--workers", "2", "--dry-run", "12")
-    _wait_for(log, r"\[(w\d) cpu\] \S+ trial \d+ epoch 1/6", count=2)
+    _wait_for(log, r"/(w\d): trial \d+ epoch 1/6", count=2)
     workers = _children(launcher.pid)
     assert len(workers) == 2
     launcher.send_signal(signal.SIGKILL)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from model.spec import SPEC_DEFAULTS, ResNetSpec, make_spec
@@ -136,10 +137,11 @@ def add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def quiet_optuna() -> None:
-    """Optuna logs each study and trial at INFO; the commands print their own progress."""
-    import optuna
+    """Optuna logs each study and trial at INFO; the commands log their own progress, and
+    Optuna's warnings join them in the same format (its INFO lines too with ``-v``)."""
+    from search.log import adopt_optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    adopt_optuna()
 
 
 def load_config(args: argparse.Namespace, config: StudyConfig | None = None) -> StudyConfig:
@@ -170,29 +172,56 @@ def config_and_url(args: argparse.Namespace) -> tuple[StudyConfig, str]:
 def load_study(
     args: argparse.Namespace,
 ) -> tuple[StudyConfig, optuna.Study, BufferedRDBStorage]:
-    """(config, study, storage) of an existing study; a missing study is a usage error."""
+    """(config, study, storage) of an existing study, from the storage and its name alone.
+
+    The config is the one stored with the study; a config file given as a path must match it
+    (a name finds a file only to take its ``storage:``). A missing study, or a database that
+    does not exist, is a usage error, and nothing is created.
+    """
     import optuna
 
+    from search.config import ConfigError
+    from search.config import load_config as load
+    from search.prepare import storage_url, with_overrides
     from search.storage import NoDatabase, StorageError, mask, open_storage
-    from search.study import StudyMismatch, study_exists, verify
+    from search.study import StudyMismatch, config_of, study_exists, verify
 
-    config, url = config_and_url(args)
+    quiet_optuna()
+    given_path = Path(args.study).suffix in (".yaml", ".yml") or Path(args.study).exists()
+    try:
+        file_config: StudyConfig | None = load(args.study)
+    except ConfigError as e:
+        if given_path or "no such study config" not in str(e):
+            raise UsageError(str(e)) from None
+        file_config = None
+    name = file_config.name if file_config is not None else args.study
+    url = storage_url(args.storage, file_config)
     try:
         storage = open_storage(url, create=False)
     except NoDatabase as e:
         reason = str(e).split(": ", 1)[-1]
-        raise UsageError(f"no study {config.name!r} in {mask(url)}: {reason}") from None
+        raise UsageError(f"no study {name!r} in {mask(url)}: {reason}") from None
     except StorageError as e:
         raise UsageError(str(e)) from None
-    if not study_exists(storage, config.name):
-        raise UsageError(
-            f"no study {config.name!r} in {mask(url)}: run "
-            f"'optuna-search run --study {args.study}' first"
+    if not study_exists(storage, name):
+        hint = (
+            f"run 'optuna-search run --study {args.study}' first"
+            if file_config is not None
+            else "'optuna-search studies' lists the studies there"
         )
-    study = optuna.load_study(study_name=config.name, storage=storage)
-    with as_usage_error(StudyMismatch):
-        verify(study, config, adopt=False)
-    return config, study, storage
+        raise UsageError(f"no study {name!r} in {mask(url)}: {hint}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    with as_usage_error(StudyMismatch, ConfigError):
+        stored = config_of(study)
+        config = stored or file_config
+        if config is None:
+            raise StudyMismatch(
+                f"study {name!r} in {mask(url)} has no config stored with it (it was not "
+                "made by optuna-search): give its config file with --study FILE"
+            )
+        if file_config is not None and (given_path or stored is None):
+            verify(study, file_config, adopt=False)
+    return with_overrides(config, data_dir=getattr(args, "data_dir", None)), study, storage
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:

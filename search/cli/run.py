@@ -7,10 +7,9 @@ K on one device (``--workers``), all on the same study.
 from __future__ import annotations
 
 import argparse
-import datetime
+import logging
 import os
 import signal
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from search.cli.common import (
@@ -32,6 +31,8 @@ if TYPE_CHECKING:
     from search.prepare import RunPlan
 
 HELP = DESCRIPTION = "create or resume a study and run its trials (the main job)"
+
+_log = logging.getLogger("optuna_search.run")
 
 
 def add_trial_args(p: argparse.ArgumentParser) -> None:
@@ -116,10 +117,13 @@ def take_action(args: argparse.Namespace) -> int:
     else:
         data = plan.data
         what = f"data {data.source}, {len(data.train):,} train / {len(data.val):,} val images"
-    print(
+    if slots:
+        from search import log
+
+        log.set_worker(f"{os.uname().nodename}/launcher")
+    _log.info(
         f"study {config.name} ({'created' if created else 'resumed'}) in {mask(url)}: "
-        f"{held}{total} trained trials so far; {where}; {what}",
-        flush=True,
+        f"{held}{total} trained trials so far; {where}; {what}"
     )
     storage.engine.dispose()  # the worker (or launcher) below holds no idle connection of it
     if not slots:
@@ -137,9 +141,10 @@ def take_action(args: argparse.Namespace) -> int:
             compile=args.compile,
             trials_per_gpu=args.trials_per_gpu,
             dry_run=args.dry_run,
+            verbosity=-1 if args.quiet else (args.verbose or 0),
         )
         code = launch(slots, argv)
-        print(f"launcher: workers ended ({'all well' if code == 0 else f'status {code}'})")
+        _log.info(f"workers ended ({'all well' if code == 0 else f'status {code}'})")
     print_best(study)
     return code
 
@@ -171,16 +176,6 @@ def _slots(args: argparse.Namespace) -> list[Slot]:
     return []
 
 
-def log_lines(prefix: str = "") -> Callable[[str], None]:
-    """A worker's progress lines, each with the time."""
-
-    def log(line: str) -> None:
-        stamp = datetime.datetime.now().strftime("%H:%M:%S")
-        print(f"{stamp} {prefix}{line}", flush=True)
-
-    return log
-
-
 def work_here(args: argparse.Namespace, plan: RunPlan) -> int:
     """Run one worker in this process; its exit status."""
     from search.worker import WorkerOptions, run_worker
@@ -196,8 +191,8 @@ def work_here(args: argparse.Namespace, plan: RunPlan) -> int:
         share_gpu=args.trials_per_gpu > 1,
         dry_run=args.dry_run,
     )
-    summary = run_worker(plan.config, options, load_data=lambda: plan.data, log=log_lines())
-    print(f"done: {summary.line()}; {summary.stop_reason}", flush=True)
+    summary = run_worker(plan.config, options, load_data=lambda: plan.data)
+    _log.info(f"done: {summary.line()}; {summary.stop_reason}")
     if summary.signal is not None:
         return 128 + signal.Signals[summary.signal].value
     return 0
