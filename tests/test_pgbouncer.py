@@ -90,3 +90,35 @@ def test_a_fleet_through_pgbouncer(bouncer_url: str, tmp_path: Path) -> None:
     assert codes == [0] * 16, out
     assert "Traceback" not in out and "prepared statement" not in out
     _assert_clean_finish(_trials(bouncer_url), 32)
+
+
+def _advisory_locks(pg_url: str) -> int:
+    """Advisory locks held in the test database, seen by PostgreSQL itself (not through
+    PgBouncer, whose server sessions outlive its clients)."""
+    engine = sqlalchemy.create_engine(pg_url, poolclass=sqlalchemy.NullPool)
+    try:
+        with engine.connect() as conn:
+            query = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            return int(conn.execute(sqlalchemy.text(query)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_locks_are_released_through_pgbouncer(pg_url: str, bouncer_url: str) -> None:
+    """Closing a client ends only its transaction behind PgBouncer: a lock released by
+    closing stayed with the server session, and pollers that were never handed that
+    connection waited for ever (a fleet hung in CI). Both locks unlock explicitly."""
+    from search.slots import slot_lock
+    from search.storage import open_storage, setup_lock
+
+    with setup_lock(sqlalchemy.engine.make_url(bouncer_url)):
+        assert _advisory_locks(pg_url) == 1
+    assert _advisory_locks(pg_url) == 0
+    storage = open_storage(bouncer_url)
+    with slot_lock(storage, "a study"):
+        assert _advisory_locks(pg_url) == 1
+    assert _advisory_locks(pg_url) == 0
+    storage.engine.dispose()
