@@ -26,6 +26,17 @@ from model.architectures import UnknownArchitectureError, architecture
 from model.recipe import FIELD_TYPES, TrainConfig
 from model.spec import SpecError, make_spec
 from search.budget import DEFAULT_MAX_PARAMS, Budget
+from search.samplers import (
+    PRUNER_KEYS,
+    PRUNERS,
+    SAMPLER_KEYS,
+    SAMPLERS,
+    PrunerConfig,
+    SamplerConfig,
+    SettingError,
+    check_pruner,
+    check_sampler,
+)
 from search.space import (
     ARCH_KEYS,
     TRAINING_KEYS,
@@ -49,8 +60,6 @@ DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "params": "minimize",
     "macs": "minimize",
 }
-SAMPLERS = ("tpe", "random", "gp", "nsga2")
-PRUNERS = ("asha", "hyperband", "median", "none")
 TOP_KEYS = (
     "name",
     "description",
@@ -66,12 +75,22 @@ TOP_KEYS = (
     "enqueue",
     "checkpoints",
     "artifacts",
+    "warm_start",
 )
 
 # The type each training value must have (bool is not accepted where a number is expected).
 _TRAINING_TYPES: dict[str, type | tuple[type, ...]] = {
     name: (int, float) if kind is float else kind for name, kind in FIELD_TYPES.items()
 }
+# Named here for the validator and the JSON Schema (search.schema) alike.
+NAME_PATTERN = r"\w[\w.-]*"
+"""A study's name becomes a folder (checkpoints, artifacts): never '..' or hidden."""
+NAME_MAX_LENGTH = 128
+DURATION_PATTERN = r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*"
+"""A timeout as text: seconds, or a number with a unit (90m, 12h, 2d)."""
+BUDGET_KEYS = tuple(f.name for f in dataclasses.fields(Budget))
+DATASETS = ("cifar10", "synthetic")
+ENQUEUE_KEYS = ("arch", "architecture", "training", "label")
 
 
 class ConfigError(ValueError):
@@ -83,24 +102,6 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class SamplerConfig:
-    name: str = "tpe"
-    seed: int | None = None
-    n_startup_trials: int = 10
-
-
-@dataclass(frozen=True, slots=True)
-class PrunerConfig:
-    name: str = "asha"
-    min_epochs: int = 1
-    reduction_factor: int = 3
-    warmup_epochs: int = 5
-    """For ``median``: epochs before a trial can be pruned."""
-    max_epochs: int | None = None
-    """The pruner's maximum resource: the largest epoch count of the space, explicitly."""
-
-
-@dataclass(frozen=True, slots=True)
 class DataConfig:
     dataset: str = "cifar10"
     data_dir: str = "data"
@@ -108,6 +109,21 @@ class DataConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     synthetic_size: tuple[int, int] = (5000, 1000)
+
+
+DATA_KEYS = tuple(f.name for f in dataclasses.fields(DataConfig))
+
+
+@dataclass(frozen=True, slots=True)
+class WarmStartSource:
+    """An earlier study to warm-start from (``search.warm_start``)."""
+
+    study: str
+    storage: str | None = None
+    """Its storage URL or SQLite path; None: the new study's own storage."""
+
+    def as_raw(self) -> dict[str, str]:
+        return {"study": self.study, **({"storage": self.storage} if self.storage else {})}
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,8 @@ class StudyConfig:
     """(label, Optuna params) of trials to run first."""
     checkpoints: str = "checkpoints"
     artifacts: str = "artifacts"
+    warm_start: tuple[WarmStartSource, ...] = ()
+    """Earlier studies whose fitting trials are copied in when the study is created."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     """The YAML as read, for the study's note and export."""
 
@@ -203,7 +221,7 @@ def parse_timeout(value: Any, path: Path) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+        m = re.fullmatch(DURATION_PATTERN, str(value))
         if m:
             seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
     if seconds is None or not 0 < seconds <= MAX_TIMEOUT:
@@ -218,13 +236,19 @@ def parse_timeout(value: Any, path: Path) -> float | None:
 class _Section:
     """Typed access to one mapping of the config, with the errors the config module gives."""
 
-    def __init__(self, raw: Any, key: str, allowed: tuple[str, ...], path: Path) -> None:
+    def __init__(
+        self, raw: Any, key: str, allowed: tuple[str, ...], path: Path, *, extra: bool = False
+    ) -> None:
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
             raise ConfigError(path, key or "(top level)", "must be a mapping of key: value")
+        self.extra: dict[str, Any] = {}
+        """With ``extra``: the keys beyond ``allowed`` (an Optuna class's keyword arguments)."""
         for k in raw:
-            if k not in allowed:
+            if k not in allowed and extra:
+                self.extra[str(k)] = raw[k]
+            elif k not in allowed:
                 raise ConfigError(path, f"{key}.{k}" if key else str(k), _unknown(str(k), allowed))
         self.raw, self.key, self.path = raw, key, path
 
@@ -259,8 +283,7 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
         "name",
         str,
         path.stem,
-        # The name becomes a folder (checkpoints, artifacts): never '..' or hidden.
-        check=lambda v: re.fullmatch(r"\w[\w.-]*", v) and len(v) <= 128,
+        check=lambda v: re.fullmatch(NAME_PATTERN, v) and len(v) <= NAME_MAX_LENGTH,
         expected="letters, digits, '.', '_' or '-', starting with a letter or digit",
     )
     objectives = top.raw.get("objectives", ["val_accuracy"])
@@ -271,14 +294,13 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
     for o in objectives:
         if o not in OBJECTIVES:
             raise ConfigError(path, "objectives", _unknown(str(o), OBJECTIVES))
-    if objectives[0] != "val_accuracy" or len(set(objectives)) != len(objectives):
+    if objectives[0] != OBJECTIVES[0] or len(set(objectives)) != len(objectives):
         raise ConfigError(
             path,
             "objectives",
             "start with val_accuracy, then optionally params or macs (to minimise), each once",
         )
-    budget_keys = tuple(f.name for f in dataclasses.fields(Budget))
-    budget_s = _Section(top.raw.get("budget"), "budget", budget_keys, path)
+    budget_s = _Section(top.raw.get("budget"), "budget", BUDGET_KEYS, path)
     positive: dict[str, Any] = {"check": lambda v: v > 0, "expected": "a positive integer"}
     budget = Budget(
         max_params=budget_s.get("max_params", int, DEFAULT_MAX_PARAMS, **positive),
@@ -286,9 +308,7 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
     )
     trials = top.get("trials", int, None, **positive)
 
-    sampler_s = _Section(
-        top.raw.get("sampler"), "sampler", ("name", "seed", "n_startup_trials"), path
-    )
+    sampler_s = _Section(top.raw.get("sampler"), "sampler", SAMPLER_KEYS, path, extra=True)
     sampler = SamplerConfig(
         name=sampler_s.get(
             "name",
@@ -303,7 +323,12 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
         n_startup_trials=sampler_s.get(
             "n_startup_trials", int, 10, check=lambda v: v >= 0, expected="an integer >= 0"
         ),
+        kwargs=sampler_s.extra,
     )
+    try:
+        check_sampler(sampler, directions=[DIRECTIONS[o] for o in objectives])
+    except SettingError as e:
+        raise ConfigError(path, e.where("sampler"), str(e)) from None
 
     try:
         space = SearchSpace.from_dict(top.raw["space"])
@@ -313,12 +338,7 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
     epochs = space.training.get("epochs", Fixed(200))
     max_epochs = max(epochs.candidates()) if not isinstance(epochs, FloatRange) else None
 
-    pruner_s = _Section(
-        top.raw.get("pruner"),
-        "pruner",
-        ("name", "min_epochs", "max_epochs", "reduction_factor", "warmup_epochs"),
-        path,
-    )
+    pruner_s = _Section(top.raw.get("pruner"), "pruner", PRUNER_KEYS, path, extra=True)
     pruner_name = pruner_s.get(
         "name",
         str,
@@ -349,6 +369,7 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
             "warmup_epochs", int, 5, check=lambda v: v >= 0, expected="an integer >= 0"
         ),
         max_epochs=max_epochs,
+        kwargs=pruner_s.extra,
     )
     if max_epochs is not None and pruner.min_epochs > max_epochs:
         raise ConfigError(
@@ -356,13 +377,12 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
             "pruner.min_epochs",
             f"{pruner.min_epochs} exceeds the training epochs ({max_epochs})",
         )
+    try:
+        check_pruner(pruner)
+    except SettingError as e:
+        raise ConfigError(path, e.where("pruner"), str(e)) from None
 
-    data_s = _Section(
-        top.raw.get("data"),
-        "data",
-        ("dataset", "data_dir", "val_size", "train_subset", "test_subset", "synthetic_size"),
-        path,
-    )
+    data_s = _Section(top.raw.get("data"), "data", DATA_KEYS, path)
     synthetic_size = data_s.get("synthetic_size", list, [5000, 1000])
     if len(synthetic_size) != 2 or not all(isinstance(v, int) and v > 0 for v in synthetic_size):
         raise ConfigError(path, "data.synthetic_size", "must be [train, test] positive integers")
@@ -371,7 +391,7 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
             "dataset",
             str,
             "cifar10",
-            check=lambda v: v in ("cifar10", "synthetic"),
+            check=lambda v: v in DATASETS,
             expected="cifar10 or synthetic",
         ),
         data_dir=data_s.get("data_dir", str, "data"),
@@ -405,6 +425,7 @@ def parse_config(raw: Any, *, path: Path) -> StudyConfig:
         enqueue=_parse_enqueue(top.raw.get("enqueue"), space, path),
         checkpoints=top.get("checkpoints", str, "checkpoints"),
         artifacts=top.get("artifacts", str, "artifacts"),
+        warm_start=_parse_warm_start(top.raw.get("warm_start"), name, path),
         raw=dict(raw),
     )
     check_feasible(config)
@@ -456,7 +477,7 @@ def _parse_enqueue(raw: Any, space: SearchSpace, path: Path) -> tuple[tuple[str,
     out = []
     for i, entry in enumerate(raw):
         key = f"enqueue[{i}]"
-        s = _Section(entry, key, ("arch", "architecture", "training", "label"), path)
+        s = _Section(entry, key, ENQUEUE_KEYS, path)
         if ("arch" in s.raw) == ("architecture" in s.raw):
             raise ConfigError(path, key, "give either arch: NAME or architecture: {...}")
         label = s.get("label", str, None)
@@ -479,6 +500,29 @@ def _parse_enqueue(raw: Any, space: SearchSpace, path: Path) -> tuple[tuple[str,
         except SpaceError as e:
             raise ConfigError(path, f"{key} ({label})", f"{e.key}: {e}") from None
         out.append((label, params))
+    return tuple(out)
+
+
+def _parse_warm_start(raw: Any, name: str, path: Path) -> tuple[WarmStartSource, ...]:
+    """``warm_start: [NAME, {study: NAME, storage: URL}, ...]`` (storage: this study's)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(path, "warm_start", "must be a list, e.g. [{study: NAME}]")
+    out: list[WarmStartSource] = []
+    for i, entry in enumerate(raw):
+        key = f"warm_start[{i}]"
+        entry = {"study": entry} if isinstance(entry, str) else entry
+        s = _Section(entry, key, ("study", "storage"), path)
+        study = s.get("study", str, None, check=str.strip, expected="a study name")
+        if study is None:
+            raise ConfigError(path, f"{key}.study", "is required: the earlier study's name")
+        storage = s.get("storage", str, None, check=str.strip, expected="a URL or a path")
+        if storage is None and study == name:
+            raise ConfigError(path, f"{key}.study", f"{study!r} is this study itself")
+        source = WarmStartSource(study, storage)
+        if source not in out:
+            out.append(source)
     return tuple(out)
 
 
@@ -516,6 +560,7 @@ __all__ = [
     "PrunerConfig",
     "SamplerConfig",
     "StudyConfig",
+    "WarmStartSource",
     "find_config",
     "load_config",
     "parse_config",

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from search.config import ConfigError, StudyConfig, find_config, parse_timeout
+from search.config import ConfigError, StudyConfig, WarmStartSource, find_config, parse_timeout
 from search.cpu_time import check_cpu_time
 from search.errors import UsageError, as_usage_error
 from search.paths import writable_folder
 from search.storage import StorageError, as_url, open_storage, parse_url, url_source
 from search.study import config_of, study_exists
+from search.warm_start import check_sources
 
 if TYPE_CHECKING:
     from model.data import DataSplits
@@ -45,8 +46,12 @@ def with_overrides(
     trials: int | None = None,
     timeout: str | None = None,
     data_dir: str | None = None,
+    warm_start: str | None = None,
 ) -> StudyConfig:
-    """The config with the command line's overrides applied (each checked)."""
+    """The config with the command line's overrides applied (each checked); ``warm_start``
+    (``NAME[,NAME2]``, studies of the same storage) adds to the config's sources."""
+    if warm_start is not None:
+        config = _with_warm_start(config, warm_start)
     if trials is not None:
         if trials <= 0:
             raise UsageError(f"--n-trials must be positive, got {trials}")
@@ -64,6 +69,19 @@ def with_overrides(
             config, data=dataclasses.replace(config.data, data_dir=data_dir)
         )
     return config
+
+
+def _with_warm_start(config: StudyConfig, names: str) -> StudyConfig:
+    studies = [n.strip() for n in names.split(",")]
+    if not all(studies):
+        raise UsageError(f"--warm-start {names!r}: give study names, e.g. --warm-start a,b")
+    if config.name in studies:
+        raise UsageError(f"--warm-start {config.name}: that is this study itself")
+    added = [WarmStartSource(s) for s in studies]
+    sources = config.warm_start + tuple(s for s in added if s not in config.warm_start)
+    # In the raw config too: the study stores it, and its note shows it.
+    raw = {**config.raw, "warm_start": [s.as_raw() for s in sources]}
+    return dataclasses.replace(config, warm_start=sources, raw=raw)
 
 
 def storage_url(flag: str | None, config: StudyConfig | None = None) -> str:
@@ -108,6 +126,7 @@ def prepare(
     worker skips it: the launcher checked it once for all)."""
     writable_folder(config.checkpoints, "the config's checkpoints:")
     writable_folder(config.artifacts, "the config's artifacts:")
+    check_sources(config, url)  # before the study is created: a bad source creates nothing
     if dry_run is not None:
         if not 0 <= dry_run <= MAX_DRY_RUN:  # also NaN and inf
             raise UsageError(

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
 
 class Outcome(str, Enum):
-    """What a trial did. The first nine are recorded by the objective; the last three are
-    derived from Optuna's state when a trial recorded none (it is running or waiting, or its
-    process died)."""
+    """What a trial did. The first nine are recorded by the objective, ``carried`` by a warm
+    start; the last three are derived from Optuna's state when a trial recorded none (it is
+    running or waiting, or its process died)."""
 
     COMPLETED = "completed"
     PRUNED = "pruned"
@@ -54,6 +54,9 @@ class Outcome(str, Enum):
     """The same configuration was training in another trial."""
     SURPLUS = "surplus"
     """Sampled after the study had its trained trials."""
+    CARRIED = "carried"
+    """Copied from an earlier study by a warm start (``search.warm_start``): it trained
+    there, not here, so it holds no slot, is never a best trial, and informs the sampler."""
     RUNNING = "running"
     WAITING = "waiting"
     FAILED = "failed"
@@ -167,6 +170,11 @@ class TrialRecord:
     git_commit: str | None = None
     # Later.
     retrain: RetrainRecord | None = None
+    # A warm start's copy of a trial of an earlier study.
+    warm_start_from: str | None = None
+    """The study it was carried from (``NAME``, or ``NAME in URL`` for another storage)."""
+    warm_start_trial: int | None = None
+    """Its number in that study."""
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialRecord:
@@ -183,6 +191,10 @@ class TrialRecord:
     @property
     def trained(self) -> bool:
         return self.outcome in TRAINED
+
+    @property
+    def carried(self) -> bool:
+        return self.outcome is Outcome.CARRIED
 
     @property
     def numeric_curve(self) -> list[float]:
@@ -229,7 +241,15 @@ IDENTITY_ATTR = "config_key"
 """The attr that finds a trial of the same configuration."""
 REUSED_ATTRS = ("curve", "val_accuracy", "epochs_trained", "epoch_seconds")
 """What a trial that reuses a finished one copies from it."""
-assert {SLOT_ATTR, IDENTITY_ATTR, *REUSED_ATTRS} <= FIELDS
+CARRIED_ATTRS = (
+    *("arch", "spec", "recipe", "seed", "loss_curve", "train_seconds", "images_per_second"),
+    *("dry_run", "device", "host", "torch_version", "optuna_version", "git_commit"),
+    *REUSED_ATTRS,
+)
+"""What a warm start copies from an earlier study's trial: what trained and how. Not that
+study's accounting (``counted``, ``config_key``: a carried trial holds no slot and is never
+reused in place of training), nor its verdict (judged again against the new budget)."""
+assert {SLOT_ATTR, IDENTITY_ATTR, *REUSED_ATTRS, *CARRIED_ATTRS} <= FIELDS
 
 
 def _json(value: Any) -> Any:
@@ -257,6 +277,11 @@ def write(trial: optuna.Trial, **values: Any) -> None:
 def copy_reused(finished: TrialRecord) -> dict[str, Any]:
     """The attrs a reusing trial takes from the finished trial it reuses."""
     return {k: getattr(finished, k) for k in REUSED_ATTRS if getattr(finished, k) is not None}
+
+
+def copy_carried(source: TrialRecord) -> dict[str, Any]:
+    """The attrs a warm start takes from an earlier study's trial."""
+    return {k: getattr(source, k) for k in CARRIED_ATTRS if getattr(source, k) is not None}
 
 
 def status(trial: FrozenTrial) -> Outcome:
@@ -312,6 +337,9 @@ class StudyRecord:
     setup_complete: bool | None = None
     workers_started: int | None = None
     """How many worker processes joined the study (each takes the next sampler seed)."""
+    warm_start: list[dict[str, Any]] | None = None
+    """One entry per study it was warm-started from, written once that study's trials are
+    carried: ``{"from": label, "carried": n, "left_out": {reason: count}}``."""
 
     @classmethod
     def of(cls, study: optuna.Study) -> StudyRecord:

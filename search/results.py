@@ -51,13 +51,41 @@ def train_command(
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The best feasible trial, or the Pareto set of a two-objective study (may be empty)."""
+    """The best feasible trial, or the Pareto set of a two-objective study (may be empty).
+
+    Trials carried by a warm start are never among them: they trained in another study (its
+    own best says what it found), and here they inform the sampler only.
+    """
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if any(TrialRecord.of(t).carried for t in complete):
+        return _best_own(study, complete)
     try:
         if len(study.directions) > 1:
             return sorted(study.best_trials, key=lambda t: -(t.values or [0])[0])
         return [study.best_trial]
     except ValueError:  # no feasible completed trial yet
         return []
+
+
+def _best_own(
+    study: optuna.Study, complete: list[optuna.trial.FrozenTrial]
+) -> list[optuna.trial.FrozenTrial]:
+    """:func:`best_trials` among the study's own trials, by Optuna's rules (feasible: every
+    constraint <= 0; the first of equal values)."""
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    own = [
+        t
+        for t in complete
+        if not TrialRecord.of(t).carried and all(c <= 0 for c in t.constraints.values())
+    ]
+    if not own:
+        return []
+    if len(study.directions) > 1:
+        front = _get_pareto_front_trials_by_trials(own, study.directions)
+        return sorted(front, key=lambda t: -(t.values or [0])[0])
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    return [max(own, key=lambda t: sign * (t.values or [0])[0])]
 
 
 def describe(

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 PER_LAYER_KEYS = ("blocks", "channels", "kernels", "shortcut_kernels", "strides")
 """The spec's per-layer fields, which the space samples per layer."""
 ARCH_KEYS = ("layers", *PER_LAYER_KEYS, "pool", "stem_channels", "num_classes")
+REQUIRED_ARCH_KEYS = ("layers", "blocks", "channels")
+SPACE_KEYS = ("architecture", "training")
 TRAINING_KEYS = SEARCHABLE
 """The recipe fields of ``model.recipe.TrainConfig`` a study may search or fix."""
 
@@ -259,8 +261,8 @@ class SearchSpace:
         if not isinstance(raw, Mapping):
             raise SpaceError(where, "must be a mapping with architecture: and training:")
         for key in raw:
-            if key not in ("architecture", "training"):
-                raise SpaceError(f"{where}.{key}", _unknown(key, ("architecture", "training")))
+            if key not in SPACE_KEYS:
+                raise SpaceError(f"{where}.{key}", _unknown(key, SPACE_KEYS))
         arch = raw.get("architecture")
         if not isinstance(arch, Mapping):
             raise SpaceError(f"{where}.architecture", "is required and must be a mapping")
@@ -281,7 +283,7 @@ class SearchSpace:
         for key in training:
             if key not in TRAINING_KEYS:
                 raise SpaceError(f"{where}.training.{key}", _unknown(key, TRAINING_KEYS))
-        for key in ("layers", "blocks", "channels"):
+        for key in REQUIRED_ARCH_KEYS:
             if key not in arch:
                 raise SpaceError(f"{where}.architecture.{key}", "is required")
 

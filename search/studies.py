@@ -23,6 +23,7 @@ from pathlib import Path
 import optuna
 
 from search.record import TRAINED, Outcome, StudyRecord, TrialRecord, status
+from search.results import best_trials
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +63,11 @@ def summarise(study: optuna.Study) -> StudySummary:
     directions = [d.name.lower() for d in study.directions]
     best: list[float] | None = None
     pareto: int | None = None
-    try:
-        if len(directions) == 1:
-            best = list(study.best_trial.values or [])
-        else:
-            pareto = len(study.best_trials)
-    except ValueError:
-        pass
+    found = best_trials(study)  # a warm start's carried trials are not this study's best
+    if len(directions) > 1:
+        pareto = len(found)
+    elif found:
+        best = list(found[0].values or [])
     times = [t.datetime_complete or t.datetime_start for t in trials]
     stamps = [t for t in times if t is not None]
     return StudySummary(

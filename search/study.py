@@ -3,7 +3,8 @@
 A study is created once, from a validated config; the config's identity (objectives, budget,
 space, data) is stored on it, so rerunning with a changed space is refused rather than mixing
 two searches in one study. Enqueued trials are added at creation only: they run once, however
-often the study is resumed.
+often the study is resumed. So are the trials a warm start carries from earlier studies
+(``search.warm_start``), once per source.
 
 Example:
     >>> from search.config import load_config
@@ -22,8 +23,10 @@ from typing import Any
 import optuna
 import yaml
 
+from search import warm_start
 from search.config import StudyConfig, parse_config
 from search.record import StudyRecord, attrs, write_study
+from search.samplers import create_pruner, create_sampler, describe
 from search.slots import slot_lock
 from search.space import LEGACY_KEYS
 from search.storage import without_password
@@ -38,34 +41,12 @@ class StudyMismatch(Exception):
 def make_sampler(config: StudyConfig, *, worker: int = 0) -> optuna.samplers.BaseSampler:
     """The config's sampler for the study's ``worker``-th worker process (:func:`next_worker`).
 
-    Workers never share a seed (same seed, same suggestions: the cause of Optuna users'
-    duplicate configurations, #4714): a configured seed is offset by the worker's number,
-    drawn from the storage, so that processes started together on any hosts differ, and the
-    first worker of a study samples exactly as its config says (a single-worker run repeats).
+    The worker's number is drawn from the storage, so that processes started together on any
+    hosts never share a seed (same seed, same suggestions: Optuna's #4714), and the first
+    worker samples exactly as its config says (a single-worker run repeats). The samplers and
+    their settings: :mod:`search.samplers`.
     """
-    s = config.sampler
-    seed = None if s.seed is None else (s.seed + SEED_STRIDE * worker) % 2**32
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if s.name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if s.name == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.n_startup_trials)
-        if s.name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed)
-        # TPE over the conditional space: multivariate with group decomposition (per-layer
-        # parameters exist only for the layers a trial has), constant liar for parallel workers.
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=s.n_startup_trials,
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-        )
-
-
-SEED_STRIDE = 1_000_003
-"""Seeds of successive workers are this far apart (a prime: they never meet in 2**32)."""
+    return create_sampler(config.sampler, worker=worker, study=config.name)
 
 
 def next_worker(storage: optuna.storages.RDBStorage, study: optuna.Study) -> int:
@@ -79,20 +60,7 @@ def next_worker(storage: optuna.storages.RDBStorage, study: optuna.Study) -> int
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """The config's pruner over epochs, with an explicit maximum (never "auto")."""
-    p = config.pruner
-    if p.name == "none":
-        return optuna.pruners.NopPruner()
-    if p.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=p.warmup_epochs)
-    if p.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=p.min_epochs,
-            max_resource=p.max_epochs or "auto",
-            reduction_factor=p.reduction_factor,
-        )
-    return optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=p.min_epochs, reduction_factor=p.reduction_factor
-    )
+    return create_pruner(config.pruner)
 
 
 def identity(config: StudyConfig) -> str:
@@ -138,7 +106,8 @@ def open_study(
             pruner=make_pruner(config),
         )
         verify(study, config)
-        if StudyRecord.of(study).setup_complete:
+        record = StudyRecord.of(study)
+        if record.setup_complete and not warm_start.pending(config, record):
             return study, False
     elif not create:
         raise KeyError(config.name)
@@ -157,8 +126,9 @@ def open_study(
         if existed:
             verify(study, config)
         if StudyRecord.of(study).setup_complete:
+            warm_start.carry(study, config, storage)  # a source first named after creation
             return study, False
-        _set_up(study, config)
+        _set_up(study, config, storage)
     return study, True
 
 
@@ -189,9 +159,9 @@ def verify(study: optuna.Study, config: StudyConfig, *, adopt: bool = True) -> N
         )
 
 
-def _set_up(study: optuna.Study, config: StudyConfig) -> None:
-    """A new study's names, record, enqueued trials and note (idempotent: a first run that
-    stopped half-way is completed by the next)."""
+def _set_up(study: optuna.Study, config: StudyConfig, storage: optuna.storages.RDBStorage) -> None:
+    """A new study's names, record, enqueued trials, note and warm start (idempotent: a first
+    run that stopped half-way is completed by the next)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(config.objectives))
@@ -212,6 +182,8 @@ def _set_up(study: optuna.Study, config: StudyConfig) -> None:
     from optuna_dashboard import save_note
 
     save_note(study, study_note(config))
+    # Before setup_complete: a worker that sees a set-up study finds its warm start done.
+    warm_start.carry(study, config, storage)
     write_study(study, setup_complete=True)
 
 
@@ -225,13 +197,18 @@ def study_note(config: StudyConfig) -> str:
     )
     trials = f"{config.trials} trained trials" if config.trials else "no trial count"
     budget = config.budget.describe()
+    sampler = describe(config.sampler.name, config.sampler.kwargs)
+    pruner = describe(config.pruner.name, config.pruner.kwargs)
     enqueued = ", ".join(label for label, _ in config.enqueue) or "none"
+    if config.warm_start:  # the sources' storages without their passwords
+        sources = ", ".join(warm_start.label(s) for s in config.warm_start)
+        enqueued += f"\n- warm-started from: {sources} (user attr `warm_start` counts each)"
     body = yaml.safe_dump(shareable(config.raw), sort_keys=False).rstrip()
     return (
         f"## {config.name}\n\n{config.description}\n\n"
         f"- objectives: {objectives}\n- budget: {budget} (over-budget configurations are "
         f"rejected before training; see the user attrs `verdict` and `reason`)\n"
-        f"- {trials}; sampler `{config.sampler.name}`; pruner `{config.pruner.name}`\n"
+        f"- {trials}; sampler `{sampler}`; pruner `{pruner}`\n"
         f"- searched: {len(names) - len(training)} architecture and {len(training)} training "
         f"parameters\n- data: {config.data.dataset}, {config.data.val_size:,} validation "
         f"images\n- enqueued first: {enqueued}\n\n"
@@ -240,11 +217,20 @@ def study_note(config: StudyConfig) -> str:
 
 
 def shareable(raw: dict[str, Any]) -> dict[str, Any]:
-    """A config as a study may store and show it: a ``storage:`` URL without its password
-    (the study, its note and its report are read by everyone who reads the storage)."""
+    """A config as a study may store and show it: every storage URL (``storage:``, and a
+    ``warm_start:`` source's) without its password (the study, its note and its report are
+    read by everyone who reads the storage)."""
     if isinstance(raw.get("storage"), str):
-        return {**raw, "storage": without_password(raw["storage"])}
+        raw = {**raw, "storage": without_password(raw["storage"])}
+    if isinstance(raw.get("warm_start"), list):
+        raw = {**raw, "warm_start": [_source_without_password(s) for s in raw["warm_start"]]}
     return raw
+
+
+def _source_without_password(source: Any) -> Any:
+    if isinstance(source, dict) and isinstance(source.get("storage"), str):
+        return {**source, "storage": without_password(source["storage"])}
+    return source
 
 
 def config_of(study: optuna.Study) -> StudyConfig | None:

@@ -35,6 +35,7 @@ from search.identity import worker_name
 from search.log import set_worker
 from search.objective import Objective, StudyFull, TrialOutcome
 from search.record import FAILED_IN_TRAINING, STARTED_TRAINING, Outcome
+from search.results import best_trials
 from search.signals import Interrupted, Signals, handle
 from search.study import make_sampler, next_worker, open_study
 from search.trainer import DryTrainer, EngineTrainer, Trainer
@@ -156,8 +157,10 @@ def run_worker(
         if trained and rejected > state["rejected_logged"]:
             log(f"rejected before training so far: {rejected} configurations")
             state["rejected_logged"] = rejected
-        if last is Outcome.COMPLETED and not config.multi_objective:
-            log(f"best so far: {study.best_value:.4f} (trial {study.best_trial.number})")
+        single = last is Outcome.COMPLETED and not config.multi_objective
+        best = best_trials(study) if single else []  # never a trial a warm start carried in
+        if best:
+            log(f"best so far: {(best[0].values or [0])[0]:.4f} (trial {best[0].number})")
         if state["fruitless"] >= MAX_FRUITLESS:
             summary.stop_reason = (
                 f"{MAX_FRUITLESS} trials in a row were rejected or already trained: the "

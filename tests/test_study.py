@@ -34,6 +34,8 @@ def test_default_sampler_is_conditional_tpe_and_workers_differ() -> None:
         ("random", optuna.samplers.RandomSampler),
         ("gp", optuna.samplers.GPSampler),
         ("nsga2", optuna.samplers.NSGAIISampler),
+        ("cmaes", optuna.samplers.CmaEsSampler),
+        ("qmc", optuna.samplers.QMCSampler),
     ],
 )
 def test_other_samplers(name: str, kind: type) -> None:

@@ -23,6 +23,7 @@ COMMANDS = (
     "params",
     "train",
     "validate",
+    "schema",
     "space",
     "run",
     "worker",

@@ -157,6 +157,7 @@ def load_config(args: argparse.Namespace, config: StudyConfig | None = None) -> 
         trials=getattr(args, "n_trials", None),
         timeout=getattr(args, "timeout", None),
         data_dir=getattr(args, "data_dir", None),
+        warm_start=getattr(args, "warm_start", None),
     )
 
 

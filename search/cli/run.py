@@ -94,6 +94,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=int, metavar="K", help="K worker processes on --device (e.g. the CPU)"
     )
+    # Only run: the study is created (and warm-started) by run before its workers start; a
+    # worker that creates a study takes the config's warm_start: instead.
+    p.add_argument(
+        "--warm-start",
+        metavar="OLD[,OLD2]",
+        help="start a new study from the fitting trials of these studies (same storage; "
+        "added to the config's warm_start:)",
+    )
 
 
 def take_action(args: argparse.Namespace) -> int:

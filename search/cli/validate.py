@@ -6,6 +6,7 @@ import argparse
 
 from search.cli.common import add_study_arg, load_config, quiet_optuna
 from search.config import StudyConfig
+from search.samplers import describe
 
 HELP = DESCRIPTION = "check a study config without touching storage (no torch)"
 
@@ -30,9 +31,10 @@ def take_action(args: argparse.Namespace) -> int:
     print(f"  budget: {config.budget.describe()}")
     trials = f"{config.trials} trained trials" if config.trials else "no trial count"
     timeout = f", timeout {config.timeout:,.0f} s" if config.timeout else ""
-    pruner = config.pruner
+    pruner, sampler = config.pruner, config.sampler
     print(
-        f"  {trials}{timeout}; sampler {config.sampler.name}; pruner {pruner.name}"
+        f"  {trials}{timeout}; sampler {describe(sampler.name, sampler.kwargs)}; "
+        f"pruner {describe(pruner.name, pruner.kwargs)}"
         + (
             f" (epochs {pruner.min_epochs}..{pruner.max_epochs}, reduction "
             f"{pruner.reduction_factor})"

@@ -422,6 +422,7 @@ def _counts(rows: Sequence[Row]) -> list[tuple[str, int]]:
         ("running", c[Outcome.RUNNING]),
         ("waiting", c[Outcome.WAITING]),
         ("skipped (duplicate/surplus)", sum(c[o] for o in SKIPPED)),
+        ("carried by a warm start (not trained here)", c[Outcome.CARRIED]),
     ]
     return items + [(k, v) for k, v in extra if v]
 

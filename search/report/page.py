@@ -36,6 +36,7 @@ from search.report.info import (
 )
 from search.report.rows import Row, SizeKey, front_numbers, rank_top, read_rows
 from search.report.style import Section, duration
+from search.samplers import describe
 from search.storage import redact
 
 
@@ -135,8 +136,8 @@ def _header_html(study: optuna.Study, config: StudyConfig, info: HeaderInfo) -> 
         ("budget", budget),
         ("trials to train", str(info.to_train or "no limit")),
         ("data", f"{config.data.dataset}, {config.data.val_size:,} validation images"),
-        ("sampler", config.sampler.name),
-        ("pruner", config.pruner.name),
+        ("sampler", describe(config.sampler.name, config.sampler.kwargs)),
+        ("pruner", describe(config.pruner.name, config.pruner.kwargs)),
         ("ran", _span(info.first_start, info.last_end)),
         ("workers", str(info.workers)),
     ]

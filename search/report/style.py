@@ -28,6 +28,7 @@ COLOURS = {
     "running": "#10b981",
     "duplicate": "#d1d5db",
     "surplus": "#d1d5db",
+    "carried": "#93c5fd",
     "front": "#ea580c",
     "paper": "#111827",
 }
