@@ -72,8 +72,6 @@ def _best_own(
 ) -> list[optuna.trial.FrozenTrial]:
     """:func:`best_trials` among the study's own trials, by Optuna's rules (feasible: every
     constraint <= 0; the first of equal values)."""
-    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
-
     own = [
         t
         for t in complete
@@ -81,11 +79,18 @@ def _best_own(
     ]
     if not own:
         return []
-    if len(study.directions) > 1:
-        front = _get_pareto_front_trials_by_trials(own, study.directions)
+    # Each objective as a value to maximise (Optuna's own Pareto helper is private).
+    signs = [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in study.directions]
+    scored = [(t, [s * v for s, v in zip(signs, t.values or [], strict=True)]) for t in own]
+    if len(signs) > 1:
+        front = [t for t, a in scored if not any(_dominates(b, a) for _, b in scored)]
         return sorted(front, key=lambda t: -(t.values or [0])[0])
-    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-    return [max(own, key=lambda t: sign * (t.values or [0])[0])]
+    return [max(scored, key=lambda pair: pair[1][0])[0]]
+
+
+def _dominates(a: list[float], b: list[float]) -> bool:
+    """``a`` at least as good as ``b`` in every objective and better in one (maximising)."""
+    return all(x >= y for x, y in zip(a, b, strict=True)) and a != b
 
 
 def describe(
