@@ -419,6 +419,9 @@ def too_many_clients(error: BaseException) -> bool:
         "too many clients",
         "remaining connection slots are reserved",
         "the database system is starting up",
+        # PgBouncer: no server connection came free in time, or its client limit is reached.
+        "query_wait_timeout",
+        "no more connections allowed",
     )
     return any(p in str(e).lower() for e in _chain(error) for p in phrases)
 

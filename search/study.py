@@ -105,10 +105,13 @@ def open_study(
             sampler=sampler or make_sampler(config),
             pruner=make_pruner(config),
         )
-        verify(study, config)
         record = StudyRecord.of(study)
-        if record.setup_complete and not warm_start.pending(config, record):
-            return study, False
+        # Judged once set up: a study being created right now has no config stored yet (its
+        # creator holds the lock below, and this process waits for it there).
+        if record.setup_complete:
+            verify(study, config)
+            if not warm_start.pending(config, record):
+                return study, False
     elif not create:
         raise KeyError(config.name)
     # The study's one lock (claims take it too): a lock held while its holder needs another

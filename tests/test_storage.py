@@ -155,3 +155,26 @@ def test_sqlite_uses_write_ahead_logging(tmp_path: Path) -> None:
 def test_missing_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="does not exist"):
         open_storage(f"sqlite:///{tmp_path / 'nope' / 'x.db'}")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "FATAL: sorry, too many clients already",
+        "FATAL: remaining connection slots are reserved for roles with the SUPERUSER attribute",
+        "FATAL: the database system is starting up",
+        "ERROR: query_wait_timeout",  # PgBouncer: its pool stayed full
+        "ERROR: no more connections allowed (max_client_conn)",  # PgBouncer's client limit
+    ],
+)
+def test_a_full_server_or_pool_is_waited_for(message: str) -> None:
+    """Busy, not broken: these are retried with backoff, wrapped as Optuna and SQLAlchemy
+    wrap them; other errors are not."""
+    import sqlalchemy
+
+    from search.storage import too_many_clients
+
+    wrapped = RuntimeError("storage")
+    wrapped.__cause__ = sqlalchemy.exc.OperationalError("connect", {}, Exception(message))
+    assert too_many_clients(wrapped)
+    assert not too_many_clients(RuntimeError("relation studies does not exist"))

@@ -94,3 +94,37 @@ def test_workers_draw_their_numbers_from_the_storage(tmp_path: Path) -> None:
     assert [next_worker(storage, study) for _ in range(3)] == [0, 1, 2]
     assert first(make_sampler(SMOKE, worker=0)) == first(make_sampler(SMOKE, worker=0))
     assert first(make_sampler(SMOKE, worker=0)) != first(make_sampler(SMOKE, worker=1))
+
+
+def test_a_study_being_created_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """A process that finds the study in the middle of its creation (created, its config not
+    stored yet) waits for the creator instead of calling it a foreign study (a fleet of 16
+    through PgBouncer lost a worker this way)."""
+    import threading
+
+    from search.slots import slot_lock
+    from search.study import _set_up
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    outcome: list[tuple[optuna.Study, bool] | Exception] = []
+
+    def join() -> None:
+        try:
+            outcome.append(open_study(SMOKE, storage))
+        except Exception as e:  # recorded, to fail the test below with it
+            outcome.append(e)
+
+    with slot_lock(storage, SMOKE.name):  # the creator, half-way
+        study = optuna.create_study(
+            study_name=SMOKE.name, storage=storage, directions=SMOKE.directions
+        )
+        joiner = threading.Thread(target=join)
+        joiner.start()
+        joiner.join(timeout=1.0)
+        assert joiner.is_alive() and outcome == []  # waiting for the lock, not refused
+        _set_up(study, SMOKE, storage)
+    joiner.join(timeout=30)
+    [result] = outcome
+    assert not isinstance(result, Exception), result
+    joined, created = result
+    assert joined.study_name == SMOKE.name and created is False
