@@ -24,6 +24,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -141,11 +142,11 @@ def slot_lock(storage: optuna.storages.RDBStorage, name: str) -> Iterator[None]:
     the holder needs (a blocking wait did, and 64 workers deadlocked on 100 connections).
     """
     backend = storage.engine.dialect.name
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    key = _lock_key(name)
     if backend == "sqlite":
         from filelock import FileLock
 
-        with FileLock(f"{storage.engine.url.database}.{key & 0xFFFFFFFF:08x}.lock"):
+        with FileLock(_lock_file(storage, name)):
             yield
         return
     if backend == "postgresql":
@@ -170,6 +171,24 @@ def slot_lock(storage: optuna.storages.RDBStorage, name: str) -> Iterator[None]:
         # now (a restart); the pool then discards the connection, and nothing is lost.
         with contextlib.suppress(sqlalchemy.exc.DBAPIError):
             conn.close()
+
+
+def ever_locked(storage: optuna.storages.RDBStorage, name: str) -> bool:
+    """Whether :func:`slot_lock` may ever have been taken for study ``name``: always on a
+    server (its locks leave nothing behind to tell); with SQLite, whether its lock file exists
+    (taking the lock creates it: a study found without it was not made by this tool, and is
+    refused without writing one)."""
+    if storage.engine.dialect.name != "sqlite":
+        return True
+    return Path(_lock_file(storage, name)).exists()
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _lock_file(storage: optuna.storages.RDBStorage, name: str) -> str:
+    return f"{storage.engine.url.database}.{_lock_key(name) & 0xFFFFFFFF:08x}.lock"
 
 
 LOCK_POLL_SECONDS = (0.005, 0.25)

@@ -27,7 +27,7 @@ from search import warm_start
 from search.config import StudyConfig, parse_config
 from search.record import StudyRecord, attrs, write_study
 from search.samplers import create_pruner, create_sampler, describe
-from search.slots import slot_lock
+from search.slots import ever_locked, slot_lock
 from search.space import LEGACY_KEYS
 from search.storage import without_password
 
@@ -108,6 +108,8 @@ def open_study(
         record = StudyRecord.of(study)
         # Judged once set up: a study being created right now has no config stored yet (its
         # creator holds the lock below, and this process waits for it there).
+        if record.identity is None and not ever_locked(storage, config.name):
+            verify(study, config)  # refused: this tool locks before it creates a study
         if record.setup_complete:
             verify(study, config)
             if not warm_start.pending(config, record):
