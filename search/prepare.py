@@ -20,8 +20,8 @@ from search.config import ConfigError, StudyConfig, WarmStartSource, find_config
 from search.cpu_time import check_cpu_time
 from search.errors import UsageError, as_usage_error
 from search.paths import writable_folder
-from search.storage import StorageError, as_url, open_storage, parse_url, url_source
-from search.study import config_of, study_exists
+from search.storage import StorageError, as_url, open_storage, parse_url, study_exists, url_source
+from search.study import config_of
 from search.warm_start import check_sources
 
 if TYPE_CHECKING:

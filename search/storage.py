@@ -413,6 +413,15 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         seen = seen.__cause__ or seen.__context__
 
 
+def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    """Whether ``storage`` holds a study named ``name`` (reads only)."""
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
 def too_many_clients(error: BaseException) -> bool:
     """PostgreSQL at its connection limit (or still starting): worth waiting for."""
     phrases = (

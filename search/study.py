@@ -29,7 +29,7 @@ from search.record import StudyRecord, attrs, write_study
 from search.samplers import create_pruner, create_sampler, describe
 from search.slots import ever_locked, slot_lock
 from search.space import LEGACY_KEYS
-from search.storage import without_password
+from search.storage import study_exists, without_password
 
 _IDENTITY_KEYS = ("objectives", "budget", "space", "data")
 
@@ -76,14 +76,6 @@ def identity(config: StudyConfig) -> str:
         arch = {renamed.get(k, k): v for k, v in space["architecture"].items()}
         body["space"] = {**space, "architecture": arch}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
-    try:
-        storage.get_study_id_from_name(name)
-    except KeyError:
-        return False
-    return True
 
 
 def open_study(

@@ -57,6 +57,7 @@ from search.storage import (
     mask,
     open_storage,
     parse_url,
+    study_exists,
     without_password,
 )
 
@@ -113,19 +114,11 @@ def _carried_by_existing(name: str, url: str) -> set[str]:
     except StorageError:
         return set()  # no database yet; any other problem is the run's own open to report
     try:
-        if not _exists(storage, name):
+        if not study_exists(storage, name):
             return set()
         return carried_labels(StudyRecord.of(optuna.load_study(study_name=name, storage=storage)))
     finally:
         storage.engine.dispose()
-
-
-def _exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
-    try:
-        storage.get_study_id_from_name(name)
-    except KeyError:
-        return False
-    return True
 
 
 def _open_source(
@@ -141,7 +134,7 @@ def _open_source(
         storage = open_storage(src_url, create=False)
     except StorageError as e:
         raise UsageError(f"{where}: {e}") from None
-    if not _exists(storage, source.study):
+    if not study_exists(storage, source.study):
         storage.engine.dispose()
         raise UsageError(
             f"{where}: no study {source.study!r} in {mask(src_url)}: check the name "
@@ -222,7 +215,7 @@ def carry(
     seen = {k for k in map(_key, own) if k is not None}  # configurations already in the study
     for source in todo:
         if source.storage is None:
-            if not _exists(storage, source.study):  # gone since check_sources (or never run)
+            if not study_exists(storage, source.study):  # gone since check_sources (or never run)
                 raise UsageError(f"warm start from study {source.study!r}: no such study here")
             src = optuna.load_study(study_name=source.study, storage=storage)
             reports.append(_carry_one(study, config, source, src, already, seen))

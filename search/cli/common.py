@@ -184,8 +184,8 @@ def load_study(
     from search.config import ConfigError
     from search.config import load_config as load
     from search.prepare import storage_url, with_overrides
-    from search.storage import NoDatabase, StorageError, mask, open_storage
-    from search.study import StudyMismatch, config_of, study_exists, verify
+    from search.storage import NoDatabase, StorageError, mask, open_storage, study_exists
+    from search.study import StudyMismatch, config_of, verify
 
     quiet_optuna()
     given_path = Path(args.study).suffix in (".yaml", ".yml") or Path(args.study).exists()

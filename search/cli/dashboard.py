@@ -33,8 +33,7 @@ def take_action(args: argparse.Namespace) -> int:
 
     from search.artifacts import artifact_store
     from search.prepare import storage_url
-    from search.storage import StorageError, mask, open_plain_storage
-    from search.study import study_exists
+    from search.storage import StorageError, mask, open_plain_storage, study_exists
 
     quiet_optuna()
     if not 1 <= args.port <= 65535:
