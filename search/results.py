@@ -57,21 +57,9 @@ def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     own best says what it found), and here they inform the sampler only.
     """
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if any(TrialRecord.of(t).carried for t in complete):
-        return _best_own(study, complete)
-    try:
-        if len(study.directions) > 1:
-            return sorted(study.best_trials, key=lambda t: -(t.values or [0])[0])
-        return [study.best_trial]
-    except ValueError:  # no feasible completed trial yet
-        return []
-
-
-def _best_own(
-    study: optuna.Study, complete: list[optuna.trial.FrozenTrial]
-) -> list[optuna.trial.FrozenTrial]:
-    """:func:`best_trials` among the study's own trials, by Optuna's rules (feasible: every
-    constraint <= 0; the first of equal values)."""
+    # Optuna's rules (feasible: every constraint <= 0; the first of equal values), computed here
+    # rather than by study.best_trial(s) so that carried trials can be left out, and in one way
+    # for every study (Optuna's own Pareto helper is private).
     own = [
         t
         for t in complete
@@ -79,7 +67,7 @@ def _best_own(
     ]
     if not own:
         return []
-    # Each objective as a value to maximise (Optuna's own Pareto helper is private).
+    # Each objective as a value to maximise.
     signs = [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in study.directions]
     scored = [(t, [s * v for s, v in zip(signs, t.values or [], strict=True)]) for t in own]
     if len(signs) > 1:
