@@ -85,3 +85,18 @@ def test_dashboard_binds_to_loopback_and_reports_a_busy_port(tmp_path: Path) -> 
         )
     assert proc.returncode == 2
     assert "cannot listen on 127.0.0.1" in proc.stderr and "--port" in proc.stderr
+
+
+def test_dashboard_restarts_on_the_port_it_has_just_served(tmp_path: Path) -> None:
+    """The served connection leaves the port in TIME_WAIT; the pre-bind probe must allow that
+    as the server does (SO_REUSEADDR), or a restart within a minute is refused."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    proc = run_cli("run", "--study", "smoke", "--storage", url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    port = free_port()
+    for _ in range(2):
+        dashboard = start_dashboard(url, tmp_path, port)
+        try:
+            assert json.loads(get(f"http://127.0.0.1:{port}/api/studies"))["study_summaries"]
+        finally:
+            stop(dashboard)
