@@ -105,6 +105,8 @@ def test_no_password_anywhere(how: str, pg_url: str, tmp_path: Path) -> None:
         assert form not in text, "printed"
         assert form not in stored, "stored in the study"
         assert form not in files, "in an artifact, the export or the report"
+    # Nor an absolute path of this machine (the config file's folder).
+    assert str(tmp_path) not in stored and str(tmp_path) not in files
     # What optuna-dashboard serves to every viewer.
     port = free_port()
     dashboard = start_dashboard(pg_url, tmp_path, port)
