@@ -85,10 +85,13 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     yield folder, str(db)
 
 
-def _copy_of(db: str, tmp_path: Path) -> str:
-    """A copy of the source database, so that each test writes a study B of its own."""
+@pytest.fixture
+def b_url(source: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A copy of the source database, so that each test writes a study B of its own; the
+    test's folder is the working directory (the worker's checkpoints and artifacts)."""
+    monkeypatch.chdir(tmp_path)
     target = tmp_path / "s.db"
-    with sqlite3.connect(db) as a, sqlite3.connect(target) as copy:
+    with sqlite3.connect(source[1]) as a, sqlite3.connect(target) as copy:
         a.backup(copy)  # with what is still in the write-ahead log
     return f"sqlite:///{target}"
 
@@ -107,12 +110,8 @@ def _expected(trial: optuna.trial.FrozenTrial) -> str | None:
     return None
 
 
-def test_carries_what_fits_and_says_why_the_rest_does_not(
-    source: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    url = _copy_of(source[1], tmp_path)
-    storage = open_storage(url)
+def test_carries_what_fits_and_says_why_the_rest_does_not(b_url: str, tmp_path: Path) -> None:
+    storage = open_storage(b_url)
     a = optuna.load_study(study_name="A", storage=storage)
     expected = {t.number: _expected(t) for t in a.trials}
     config = _config(B, tmp_path)
@@ -157,11 +156,10 @@ def test_carries_what_fits_and_says_why_the_rest_does_not(
 
 
 def test_the_sampler_starts_from_the_carried_trials(
-    source: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    b_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """TPE with n_startup_trials=10 and >= 10 carried trials: B's first trial is sampled by
     TPE's model (``TPESampler._sample``), where a fresh study's first trial is random."""
-    monkeypatch.chdir(tmp_path)
     modelled: list[int] = []
     original = optuna.samplers.TPESampler._sample
 
@@ -170,18 +168,17 @@ def test_the_sampler_starts_from_the_carried_trials(
         return original(self, study, trial, space)
 
     monkeypatch.setattr(optuna.samplers.TPESampler, "_sample", spy)
-    url = _copy_of(source[1], tmp_path)
     roomy = {**B, "budget": A["budget"]}  # A's budget: more of A's trials fit
     warm = _config(roomy, tmp_path)
     cold = _config({**roomy, "name": "cold", "warm_start": None}, tmp_path)
     assert warm.sampler.n_startup_trials == 10
 
-    _run(cold, url)
+    _run(cold, b_url)
     assert not [n for n in modelled if n < 10]  # a fresh study: its first 10 are random
     modelled.clear()
-    _run(warm, url)
+    _run(warm, b_url)
 
-    study = optuna.load_study(study_name="B", storage=url)
+    study = optuna.load_study(study_name="B", storage=b_url)
     carried = [t for t in study.trials if TrialRecord.of(t).carried]
     assert len(carried) >= 10
     first_own = min(t.number for t in study.trials if not TrialRecord.of(t).carried)
@@ -189,12 +186,8 @@ def test_the_sampler_starts_from_the_carried_trials(
     assert modelled and modelled[0] == first_own
 
 
-def test_carried_once_and_into_an_existing_study(
-    source: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    url = _copy_of(source[1], tmp_path)
-    storage = open_storage(url)
+def test_carried_once_and_into_an_existing_study(b_url: str, tmp_path: Path) -> None:
+    storage = open_storage(b_url)
     plain = _config({**B, "warm_start": None}, tmp_path)
     study, created = open_study(plain, storage)
     assert created and study.trials == []
