@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -50,12 +51,14 @@ class _WholeLines(logging.StreamHandler[TextIO]):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + "\n"
-            with _write_lock:
-                self.stream.write(line)
-                self.stream.flush()
+            self.write_line(self.format(record))
         except Exception:  # a closed stream: printing is best effort (search.console)
             self.handleError(record)
+
+    def write_line(self, line: str) -> None:
+        with _write_lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
 
 def configure(
@@ -107,11 +110,7 @@ def set_worker(name: str) -> None:
 def relay(line: str) -> None:
     """A line already formatted by another process (a launched worker): to every handler's
     stream as it is, whole."""
-    with _write_lock:
-        for handler in logging.getLogger(LOGGER).handlers:
-            if isinstance(handler, logging.StreamHandler):
-                try:
-                    handler.stream.write(line + "\n")
-                    handler.stream.flush()
-                except Exception:  # a closed stream: printing is best effort
-                    pass
+    for handler in logging.getLogger(LOGGER).handlers:
+        if isinstance(handler, _WholeLines):
+            with contextlib.suppress(Exception):  # a closed stream: printing is best effort
+                handler.write_line(line)
