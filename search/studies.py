@@ -22,7 +22,7 @@ from pathlib import Path
 
 import optuna
 
-from search.record import TRAINED, Outcome, StudyRecord, TrialRecord, status
+from search.record import TRAINED, Outcome, StudyRecord, status
 from search.results import best_trials
 
 
@@ -53,12 +53,8 @@ class StudySummary:
 def summarise(study: optuna.Study) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     outcomes = Counter(status(t) for t in trials)
-    # Plain Optuna trials carry no record: a finished one counts as trained by its state.
-    trained = sum(
-        1
-        for t in trials
-        if status(t) in TRAINED and TrialRecord.of(t).counted is not False and t.state.is_finished()
-    )
+    # Plain Optuna trials carry no record: status() takes a finished one as trained.
+    trained = sum(outcomes[o] for o in TRAINED)
     record = StudyRecord.of(study)
     directions = [d.name.lower() for d in study.directions]
     best: list[float] | None = None
