@@ -69,9 +69,6 @@ _PRUNER_CLASSES = {
 }
 SAMPLERS = tuple(_SAMPLER_CLASSES)
 PRUNERS = tuple(_PRUNER_CLASSES)
-SAMPLER_KEYS = ("name", "seed", "n_startup_trials")
-"""The ``sampler:`` keys the project interprets; the others are the class's keyword arguments."""
-PRUNER_KEYS = ("name", "min_epochs", "max_epochs", "reduction_factor", "warmup_epochs")
 SINGLE_OBJECTIVE = ("cmaes",)
 """Samplers that optimise one objective only."""
 INDEPENDENT = ("tpe", "random")
@@ -121,14 +118,16 @@ _SET_BY_PROJECT: dict[Kind, dict[str, str]] = {
     },
 }
 
-_JSON_TYPES = {
-    "bool": "boolean",
-    "int": "integer",
-    "float": "number",
-    "str": "string",
-    "None": "null",
+JSON_TYPES: dict[type, str] = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    type(None): "null",
 }
-"""The annotations a YAML value can satisfy, by their JSON type."""
+"""The Python types a YAML value can have, and their JSON types (also ``search.schema``'s)."""
+_JSON_TYPES = {("None" if t is type(None) else t.__name__): j for t, j in JSON_TYPES.items()}
+"""The same, by the name an annotation writes (Optuna's are strings: ``int | None``)."""
 _IS_TYPE = {
     "boolean": lambda v: isinstance(v, bool),
     "integer": is_int,
@@ -163,13 +162,18 @@ class SamplerConfig:
 class PrunerConfig:
     name: str = "asha"
     min_epochs: int = 1
+    max_epochs: int | None = None
+    """The pruner's maximum resource: the largest epoch count of the space, explicitly."""
     reduction_factor: int = 3
     warmup_epochs: int = 5
     """For ``median``: epochs before a trial can be pruned."""
-    max_epochs: int | None = None
-    """The pruner's maximum resource: the largest epoch count of the space, explicitly."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the Optuna class, as the config gives them (:func:`check_pruner`)."""
+
+
+SAMPLER_KEYS = tuple(f.name for f in dataclasses.fields(SamplerConfig) if f.name != "kwargs")
+"""The ``sampler:`` keys the project interprets; the others are the class's keyword arguments."""
+PRUNER_KEYS = tuple(f.name for f in dataclasses.fields(PrunerConfig) if f.name != "kwargs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,6 +462,7 @@ def describe(name: str, kwargs: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "JSON_TYPES",
     "PRUNERS",
     "PRUNER_KEYS",
     "SAMPLERS",

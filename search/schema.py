@@ -52,6 +52,7 @@ from search.config import (
     WarmStartSource,
 )
 from search.samplers import (
+    JSON_TYPES,
     PRUNER_KEYS,
     PRUNERS,
     SAMPLER_KEYS,
@@ -76,13 +77,6 @@ from search.space import (
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 Schema = dict[str, Any]
 
-_JSON_TYPES: dict[Any, str] = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    type(None): "null",
-}
 _NUMBER = {"int": {"type": "integer"}, "float": {"type": "number"}}
 _POSITIVE_INT = {"type": "integer", "minimum": 1}
 _POOL_WORDS = [
@@ -168,8 +162,8 @@ def _top_level() -> dict[str, Callable[[], Schema]]:
 def _of_type(hint: Any) -> Schema:
     """The JSON Schema of a dataclass field's type (``int | None``, ``tuple[int, int]``);
     ``TypeError`` for a type a YAML value cannot have."""
-    if hint in _JSON_TYPES:
-        return {"type": _JSON_TYPES[hint]}
+    if hint in JSON_TYPES:
+        return {"type": JSON_TYPES[hint]}
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         parts = [_of_type(a) for a in args]
@@ -318,8 +312,8 @@ def _defs() -> Schema:
         "pool": _param({"anyOf": [_POSITIVE_INT, {"enum": _POOL_WORDS}]}, ("int", "choice")),
     }
     for kind in sorted(set(FIELD_TYPES.values()), key=lambda k: k.__name__):
-        value = {"type": _JSON_TYPES[kind]}
-        defs[f"{_JSON_TYPES[kind]}_param"] = _param(value, _TRAINING_KINDS.get(kind, ("choice",)))
+        value = {"type": JSON_TYPES[kind]}
+        defs[f"{JSON_TYPES[kind]}_param"] = _param(value, _TRAINING_KINDS.get(kind, ("choice",)))
     return defs
 
 
@@ -334,7 +328,7 @@ def _space() -> Schema:
         arch[key] = _ref(form)
     for legacy, key in LEGACY_KEYS.items():
         arch[legacy] = {**arch[key], "description": f"earlier name of {key}"}
-    training = {key: _ref(f"{_JSON_TYPES[FIELD_TYPES[key]]}_param") for key in TRAINING_KEYS}
+    training = {key: _ref(f"{JSON_TYPES[FIELD_TYPES[key]]}_param") for key in TRAINING_KEYS}
     architecture, train = SPACE_KEYS
     return {
         "type": "object",
@@ -371,7 +365,7 @@ def _enqueue() -> Schema:
         else _POSITIVE_INT
         for key in SPEC_FIELDS
     }
-    training = {key: {"type": _JSON_TYPES[FIELD_TYPES[key]]} for key in TRAINING_KEYS}
+    training = {key: {"type": JSON_TYPES[FIELD_TYPES[key]]} for key in TRAINING_KEYS}
     arch, architecture, train, label = ENQUEUE_KEYS
     trial = {
         "type": "object",
