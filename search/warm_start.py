@@ -44,7 +44,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from model.recipe import TrainConfig
-from model.spec import SpecError, make_spec
+from model.spec import ResNetSpec, SpecError, make_spec
 from search import record
 from search.config import StudyConfig, WarmStartSource
 from search.errors import UsageError
@@ -271,16 +271,10 @@ def _carried(
         raise _LeftOut("carried into that study from another: warm-start from that one")
     if trial.state is not TrialState.COMPLETE:
         raise _LeftOut(f"not completed ({status(trial).value})")
-    if r.spec is None or r.recipe is None:
-        raise _LeftOut("no architecture and recipe recorded (not trained by optuna-search)")
     values = [trial.values[i] for i in indices] if trial.values else []
+    spec, trained = _trained_as(r)
     if len(values) != len(indices) or not all(math.isfinite(v) for v in values):
         raise _LeftOut("no finite value")
-    try:
-        spec = make_spec(**r.spec)
-        trained = TrainConfig.from_dict(r.recipe)
-    except (SpecError, TypeError, ValueError):
-        raise _LeftOut("its recorded architecture or recipe no longer reads") from None
     space = config.space
     fixed = {k: v for k, v in trained.to_dict().items() if k in space.training}
     try:
@@ -293,6 +287,8 @@ def _carried(
         warnings.simplefilter("ignore")  # out-of-range values are checked below, by name
         candidate = space.sample(cast(optuna.Trial, replay))
     for param, distribution in replay.distributions.items():
+        # Optuna's own membership test (steps and log scales included); private, with no
+        # public twin: tests/test_warm_start.py fails loudly if a release drops it.
         if not distribution._contains(distribution.to_internal_repr(replay.params[param])):
             raise _LeftOut(f"{param} outside the new space")
     if candidate.spec is None:
@@ -329,15 +325,25 @@ def _carried(
     return copy, key
 
 
+def _trained_as(r: TrialRecord) -> tuple[ResNetSpec, TrainConfig]:
+    """The architecture and recipe a trial recorded; raises :class:`_LeftOut` without them."""
+    if r.spec is None or r.recipe is None:
+        raise _LeftOut("no architecture and recipe recorded (not trained by optuna-search)")
+    try:
+        return make_spec(**r.spec), TrainConfig.from_dict(r.recipe)
+    except (SpecError, TypeError, ValueError):
+        raise _LeftOut("its recorded architecture or recipe no longer reads") from None
+
+
 def _key(trial: FrozenTrial) -> str | None:
     """The configuration a completed trial of the new study stands for (None for others)."""
-    r = TrialRecord.of(trial)
-    if trial.state is not TrialState.COMPLETE or r.spec is None or r.recipe is None:
+    if trial.state is not TrialState.COMPLETE:
         return None
     try:
-        return config_key(make_spec(**r.spec).to_dict(), TrainConfig.from_dict(r.recipe).to_dict())
-    except (SpecError, TypeError, ValueError):
+        spec, recipe = _trained_as(TrialRecord.of(trial))
+    except _LeftOut:
         return None
+    return config_key(spec.to_dict(), recipe.to_dict())
 
 
 def _outside(error: SpaceError) -> str:
