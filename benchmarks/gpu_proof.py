@@ -224,15 +224,14 @@ def plan_final(
 
 def search_figures(study: optuna.Study | None) -> dict[str, Any]:
     """Counts and the best trial, from the storage."""
-    from search.record import FAILED, Outcome, TrialRecord, status
+    from search.record import FAILED, TRAINED, Outcome, TrialRecord, status
     from search.results import best_trials
-    from search.studies import summarise
 
     trials = study.get_trials(deepcopy=False) if study is not None else []
     outcomes = collections.Counter(status(t) for t in trials)
     out: dict[str, Any] = {
         "trials": len(trials),
-        "trained": summarise(study).trained if study is not None else 0,
+        "trained": sum(outcomes[o] for o in TRAINED),
         "completed": outcomes[Outcome.COMPLETED],
         "pruned": outcomes[Outcome.PRUNED],
         "rejected": outcomes[Outcome.REJECTED],
