@@ -47,19 +47,19 @@ def free_port() -> int:
 
 def start_dashboard(url: str, cwd: Path, port: int) -> subprocess.Popen[bytes]:
     """``optuna-search dashboard`` on the smoke study, as a user would start it; returns once
-    it answers HTTP. Its output goes to ``cwd/dashboard.log`` (a pipe nobody reads could fill
-    and stall it), shown if it exits early."""
+    it answers HTTP (:func:`start_server`)."""
+    command = ["dashboard", "--study", "smoke", "--storage", url, "--port", str(port)]
+    return start_server([sys.executable, "-m", "search.cli", *command], cwd, port)
+
+
+def start_server(command: list[str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    """An optuna-dashboard server (``command``) on ``port``; returns once it answers HTTP. Its
+    output goes to ``cwd/dashboard.log`` (a pipe nobody reads could fill and stall it), shown
+    if it exits early."""
     env = {k: v for k, v in os.environ.items() if k != "OPTUNA_SEARCH_STORAGE"}
     log_path = cwd / "dashboard.log"
     with log_path.open("wb") as log:
-        command = ["dashboard", "--study", "smoke", "--storage", url, "--port", str(port)]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "search.cli", *command],
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -5,10 +5,8 @@ optuna-dashboard; ``studies`` lists a storage; Optuna's ``$OPTUNA_STORAGE`` is h
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 import sqlalchemy
 
 from search.config import PROJECT_CONFIGS
-from tests.conftest import free_port, run_cli, stop
+from tests.conftest import free_port, run_cli, start_server, stop
 
 # A study whose config exists only in the folder that made it (not a shipped config).
 CONFIG = (
@@ -109,24 +107,10 @@ def test_one_postgresql_url_for_optuna_search_optuna_and_optuna_dashboard(
     )
     assert len(json.loads(trials.stdout)) >= 4
     port = free_port()
-    log = (tmp_path / "dashboard.log").open("wb")
-    dashboard = subprocess.Popen(
-        [str(bin_dir / "optuna-dashboard"), url, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if k != "OPTUNA_SEARCH_STORAGE"},
-    )
+    bare = [str(bin_dir / "optuna-dashboard"), url, "--host", "127.0.0.1", "--port", str(port)]
+    dashboard = start_server(bare, tmp_path, port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10)
-                break
-            except OSError:
-                assert dashboard.poll() is None and time.monotonic() < deadline, (
-                    tmp_path / "dashboard.log"
-                ).read_text()
-                time.sleep(0.3)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10)
         names = [s["study_name"] for s in json.loads(body.read())["study_summaries"]]
         assert names == ["smoke"]
     finally:
